@@ -1,0 +1,197 @@
+"""Extract the ledger fields of an event from a verified delivery."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app.errors import BadRequestError, UnprocessableError
+from app.ingest.pointer import MISSING, resolve_pointer
+from app.ingest.schemes.base import KeySpec, body_sha256
+
+MAX_KEY_LENGTH = 255
+MAX_FIELD_LENGTH = 255
+# Unix timestamps above this many seconds (year 5138) are read as milliseconds.
+MILLISECONDS_THRESHOLD = 1e11
+
+
+@dataclass(frozen=True)
+class ExtractedEvent:
+    idempotency_key: str
+    event_type: str
+    subject: str | None
+    occurred_at: datetime
+
+
+def resolve_idempotency_key(
+    spec: KeySpec, headers: Mapping[str, str], payload: Any, body: bytes, header_key: str | None
+) -> str:
+    """Return the delivery's idempotency key from headers, body pointers, the scheme, or the body hash."""
+    for name in spec.headers:
+        value = headers.get(name)
+        if value:
+            return _check_key(value.strip(), f"header {name}")
+    for pointer in spec.pointers:
+        value = resolve_pointer(payload, pointer, None)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return _check_key(str(value), f"body field {pointer}")
+    if header_key:
+        return _check_key(header_key, "the signature headers")
+    if spec.body_hash_fallback:
+        return "sha256:" + body_sha256(body)
+    places = [f"header {name}" for name in spec.headers] + [f"body field {pointer}" for pointer in spec.pointers]
+    raise BadRequestError(
+        f"The delivery has no idempotency key: {' and '.join(places) or 'no key location is configured'} "
+        "missing; send the sender's event id there or configure idempotency_key_header or idempotency_key_pointer.",
+        code="missing_idempotency_key",
+    )
+
+
+def _check_key(value: str, where: str) -> str:
+    if not value or len(value) > MAX_KEY_LENGTH or not value.isprintable():
+        raise UnprocessableError(
+            f"The idempotency key from {where} is invalid: it must be 1-{MAX_KEY_LENGTH} printable characters.",
+            code="invalid_event",
+        )
+    return value
+
+
+def extract_event_type(
+    payload: Any, pointer: str | None, header_name: str | None, headers: Mapping[str, str]
+) -> str:
+    """Return the event type from a header (with an optional pointer suffix) or a body pointer."""
+    from_header = headers.get(header_name, "").strip() if header_name else ""
+    from_body = resolve_pointer(payload, pointer, MISSING) if pointer else MISSING
+    if header_name:
+        if not from_header:
+            raise BadRequestError(
+                f"Header {header_name} is missing; the event type of this source comes from it.",
+                code="missing_header",
+                header=header_name,
+            )
+        event_type = f"{from_header}.{from_body}" if isinstance(from_body, str) and from_body else from_header
+    else:
+        if from_body is MISSING or from_body is None:
+            raise UnprocessableError(
+                f"The event has no event type at {pointer}; send it there or set event_type_pointer for the source.",
+                code="invalid_event",
+                pointer=pointer,
+            )
+        if not isinstance(from_body, str) or not from_body:
+            raise UnprocessableError(
+                f"The event type at {pointer} must be a non-empty string, not {_describe(from_body)}.",
+                code="invalid_event",
+                pointer=pointer,
+            )
+        event_type = from_body
+    if len(event_type) > MAX_FIELD_LENGTH:
+        raise UnprocessableError(
+            f"The event type is {len(event_type)} characters long; the maximum is {MAX_FIELD_LENGTH}.",
+            code="invalid_event",
+        )
+    return event_type
+
+
+def extract_subject(payload: Any, pointer: str | None) -> str | None:
+    """Return the subject (usually a user id) at `pointer`, or None when absent."""
+    if not pointer:
+        return None
+    value = resolve_pointer(payload, pointer, None)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise UnprocessableError(
+            f"The subject at {pointer} must be a string or an integer, not {_describe(value)}.",
+            code="invalid_event",
+            pointer=pointer,
+        )
+    text = str(value)
+    if len(text) > MAX_FIELD_LENGTH:
+        raise UnprocessableError(
+            f"The subject at {pointer} is {len(text)} characters long; the maximum is {MAX_FIELD_LENGTH}.",
+            code="invalid_event",
+            pointer=pointer,
+        )
+    return text
+
+
+def extract_occurred_at(payload: Any, pointer: str | None, fallback: datetime) -> datetime:
+    """Return the event's own time from `pointer` (ISO 8601 or Unix seconds), else `fallback`."""
+    if not pointer:
+        return fallback
+    value = resolve_pointer(payload, pointer, None)
+    if value is None:
+        return fallback
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise UnprocessableError(
+            f"The event time at {pointer} is invalid: {_describe(value)} is neither an ISO 8601 date-time "
+            "with a UTC offset nor Unix seconds.",
+            code="invalid_event",
+            pointer=pointer,
+        )
+    return parsed
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse an ISO 8601 string with an offset, or Unix seconds or milliseconds, to aware UTC."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        seconds = value / 1000 if abs(value) >= MILLISECONDS_THRESHOLD else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str) and 0 < len(value) <= 64:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None
+        return parsed.astimezone(UTC)
+    return None
+
+
+def check_storable(value: Any, path: str = "") -> None:
+    """Reject strings that the database cannot store: NUL characters and lone surrogates."""
+    if isinstance(value, str):
+        _check_text(value, path or "/")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, f"{path}/{key}")
+            check_storable(item, f"{path}/{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_storable(item, f"{path}/{index}")
+
+
+def _check_text(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise UnprocessableError(
+            f"The payload contains a NUL character (\\u0000) at {where[:200]}, which cannot be stored; "
+            "remove it from the event.",
+            code="invalid_event",
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UnprocessableError(
+            f"The payload contains an unpaired UTF-16 surrogate at {where[:200]}; send valid Unicode text.",
+            code="invalid_event",
+        ) from exc
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,53 @@
+"""Process settings read from `HOOKLEDGER_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+
+
+class Settings(BaseSettings):
+    """Settings for one hookledger process.
+
+    Sources, log mappings and metric definitions live in the TOML file named by
+    `config`; everything that differs between deployments of the same
+    configuration (database, secrets, ports) comes from the environment.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HOOKLEDGER_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="Directory for the SQLite file and local logs.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; by default a SQLite file under data_dir.",
+    )
+    config: Path | None = Field(default=None, description="Path of the TOML configuration file.")
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, description="Default body cap in bytes.")
+    admin_token: SecretStr | None = Field(default=None, description="Static bearer token with every admin scope.")
+    log_level: str = "info"
+    log_format: str = Field(default="auto", description="json, console, or auto (JSON unless stdout is a TTY).")
+    retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with 503 answers.")
+    db_pool_size: int = Field(default=10, ge=1)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        if value not in {"json", "console", "auto"}:
+            raise ValueError(f"log_format must be json, console or auto, not {value!r}")
+        return value
+
+    def resolved_database_url(self) -> str:
+        """Return the database URL, defaulting to `<data_dir>/hookledger.sqlite3`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hookledger.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")
