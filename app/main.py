@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -22,6 +25,26 @@ from app.state import AppState, Clock, utc_now
 
 log = structlog.get_logger("app")
 
+# Feature packages plugged into the application. Each module may define:
+#   router: APIRouter                                   included in the app
+#   configure(config: AppConfig, settings: Settings)    parses its config sections; raises ConfigError
+#   async startup(state: AppState) / shutdown(state)    builds and releases its resources
+# The value returned by configure() is stored in state.extensions[<module name>].
+EXTENSIONS: list[str] = []
+
+
+def load_extensions() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in EXTENSIONS]
+
+
+def configure_extensions(config: AppConfig, settings: Settings) -> dict[str, Any]:
+    """Let each extension validate its configuration sections; raises ConfigError."""
+    configured: dict[str, Any] = {}
+    for module in load_extensions():
+        configure = getattr(module, "configure", None)
+        configured[module.__name__] = configure(config, settings) if configure else None
+    return configured
+
 
 class SchemaOutdatedError(RuntimeError):
     """The database schema is behind the code; `hookledger migrate` fixes it."""
@@ -36,6 +59,8 @@ def create_app(
     """Build the application; the database engine is created when the lifespan starts."""
     settings = settings or Settings()
     config = config if config is not None else load_config(settings.config)
+    extensions = load_extensions()
+    configured = configure_extensions(config, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,9 +82,22 @@ def create_app(
                 ingest_metrics=IngestMetrics(registry),
                 clock=clock,
             )
+            state.extensions.update(configured)
             app.state.hookledger = state
-            log.info("app.started", sources=sorted(config.sources), database=engine.url.get_backend_name())
-            yield
+            started = []
+            try:
+                for module in extensions:
+                    startup = getattr(module, "startup", None)
+                    if startup:
+                        await startup(state)
+                    started.append(module)
+                log.info("app.started", sources=sorted(config.sources), database=engine.url.get_backend_name())
+                yield
+            finally:
+                for module in reversed(started):
+                    shutdown = getattr(module, "shutdown", None)
+                    if shutdown:
+                        await shutdown(state)
         finally:
             await database.dispose()
             log.info("app.stopped")
@@ -74,6 +112,10 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(ingest_router)
+    for module in extensions:
+        router = getattr(module, "router", None)
+        if router is not None:
+            app.include_router(router)
     return app
 
 

@@ -14,6 +14,7 @@ from app.config import ConfigError, load_config
 from app.db.engine import create_engine
 from app.db.migrate import MigrationsNotFoundError, SchemaState, schema_state, upgrade
 from app.db.errors import is_outage
+from app.main import configure_extensions
 from app.settings import Settings
 
 
@@ -92,6 +93,7 @@ def serve_command(
     settings = load_settings()
     try:
         config = load_config(settings.config)
+        configure_extensions(config, settings)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
