@@ -56,20 +56,61 @@ function objectOrNull(value) {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
 }
 
+// ISO 8601 UTC date-time with a `Z` or `±HH:MM` offset, as Auth0 writes them.
+// Parsed by hand instead of with Date.parse, which accepts 2024-02-30 and
+// reads offset-less times as local time; the Python port parses the same way.
+const ISO_TIMESTAMP =
+  /^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?(Z|[+-][0-9]{2}:[0-9]{2})$/;
+// Times are kept only from 1970-01-01 up to, not including, 10000-01-01,
+// so that every kept time has a four-digit-year ISO form in both languages.
+const MAX_TIMESTAMP_MS = 253402300800000;
+
+function inTimestampRange(ms) {
+  return Number.isFinite(ms) && ms >= 0 && ms < MAX_TIMESTAMP_MS;
+}
+
+/** Parse an ISO 8601 date-time with an offset into epoch ms, or null. */
+function parseIsoTimestampMs(text) {
+  const match = ISO_TIMESTAMP.exec(text);
+  if (match === null) {
+    return null;
+  }
+  const [year, month, day, hour, minute] = match.slice(1, 6).map(Number);
+  const second = match[6] === undefined ? 0 : Number(match[6]);
+  const millisecond = match[7] === undefined ? 0 : Number(match[7].slice(0, 3).padEnd(3, '0'));
+  // Day 0 of the next month is the last day of this one, leap years included.
+  const lastDay = month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
+  if (year < 1970 || day < 1 || day > lastDay || hour > 23 || minute > 59 || second > 59) {
+    return null;
+  }
+  let offsetMinutes = 0;
+  if (match[8] !== 'Z') {
+    const offsetHours = Number(match[8].slice(1, 3));
+    const offsetRest = Number(match[8].slice(4, 6));
+    if (offsetHours > 23 || offsetRest > 59) {
+      return null;
+    }
+    offsetMinutes = (match[8][0] === '-' ? -1 : 1) * (offsetHours * 60 + offsetRest);
+  }
+  const ms =
+    Date.UTC(year, month - 1, day, hour, minute, second, millisecond) - offsetMinutes * 60000;
+  return inTimestampRange(ms) ? ms : null;
+}
+
 /** Parse a timestamp (ISO 8601 string, Date or epoch milliseconds) into epoch ms, or null. */
 function parseTimestampMs(value) {
   if (value instanceof Date) {
     const ms = value.getTime();
-    return Number.isFinite(ms) ? ms : null;
+    return inTimestampRange(ms) ? ms : null;
   }
   if (typeof value === 'number') {
-    return Number.isFinite(value) ? value : null;
+    const ms = Math.trunc(value);
+    return inTimestampRange(ms) ? ms : null;
   }
-  if (typeof value !== 'string' || value === '') {
+  if (typeof value !== 'string') {
     return null;
   }
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) ? ms : null;
+  return parseIsoTimestampMs(value);
 }
 
 function toIso(ms) {
@@ -194,7 +235,7 @@ function buildLoginEvent(event, { now } = {}) {
   const connection = objectOrNull(safeEvent.connection) || {};
   const request = objectOrNull(safeEvent.request) || {};
   const stats = objectOrNull(safeEvent.stats) || {};
-  const loginsCount = Number.isInteger(stats.logins_count) ? stats.logins_count : null;
+  const loginsCount = Number.isSafeInteger(stats.logins_count) ? stats.logins_count : null;
 
   return {
     type: kind,
@@ -305,6 +346,11 @@ function signDelivery({ secret, webhookId, timestamp, body }) {
   return `v1,${hmac.digest('base64')}`;
 }
 
+/** Return the `webhook-timestamp` value, whole unix seconds, for epoch ms `nowMs`. */
+function webhookTimestamp(nowMs) {
+  return Math.floor(nowMs / 1000);
+}
+
 /** Return the budget in ms from the HOOKLEDGER_TIMEOUT_MS secret, clamped to 100..10000. */
 function resolveBudgetMs(rawValue) {
   const parsed = typeof rawValue === 'number' ? rawValue : Number.parseInt(String(rawValue), 10);
@@ -391,7 +437,7 @@ async function deliver({ url, secret, webhookId, bodyText, budgetMs, fetchImpl, 
 
   while (attempts < 2) {
     attempts += 1;
-    const timestamp = Math.floor(now() / 1000);
+    const timestamp = webhookTimestamp(now());
     const headers = {
       'content-type': 'application/json',
       'user-agent': USER_AGENT,
@@ -499,6 +545,7 @@ exports.buildLoginEvent = buildLoginEvent;
 exports.serializeLoginEvent = serializeLoginEvent;
 exports.deriveWebhookId = deriveWebhookId;
 exports.signDelivery = signDelivery;
+exports.webhookTimestamp = webhookTimestamp;
 exports.decodeSecret = decodeSecret;
 exports.classifyKind = classifyKind;
 exports.resolveBudgetMs = resolveBudgetMs;

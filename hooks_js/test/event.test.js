@@ -180,3 +180,33 @@ describe('classifyKind', () => {
     });
   }
 });
+
+describe('method timestamp parsing', () => {
+  const cases = [
+    ['2024-01-15T10:30:00Z', '2024-01-15T10:30:00.000Z'],
+    ['2024-01-15T10:30Z', '2024-01-15T10:30:00.000Z'],
+    ['2024-01-15T10:30:00.123456789Z', '2024-01-15T10:30:00.123Z'],
+    ['2024-01-15T10:30:00+05:30', '2024-01-15T05:00:00.000Z'],
+    ['2024-02-29T00:00:00Z', '2024-02-29T00:00:00.000Z'],
+    ['2023-02-29T00:00:00Z', null],
+    ['2024-04-31T00:00:00Z', null],
+    ['2024-01-15T24:00:00Z', null],
+    ['2024-01-15T10:30:00', null],
+    ['Mon, 15 Jan 2024 10:30:00 GMT', null],
+    ['1969-12-31T23:59:59Z', null],
+    ['0099-01-01T00:00:00Z', null],
+    [1705314600000.9, '2024-01-15T10:30:00.000Z'],
+    [-1, null],
+    [new Date('2024-01-15T10:30:00Z'), '2024-01-15T10:30:00.000Z'],
+  ];
+  for (const [value, expected] of cases) {
+    test(`${JSON.stringify(value)} gives ${expected}`, () => {
+      const event = { authentication: { methods: [{ name: 'pwd', timestamp: value }] } };
+
+      const body = buildLoginEvent(event, { now: NOW_MS });
+
+      assert.equal(body.data.authentication_methods[0].timestamp, expected);
+      assert.equal(body.data.authenticated_at, expected);
+    });
+  }
+});
