@@ -43,7 +43,8 @@ process.stdin.setEncoding('utf8');
 process.stdin.on('data', (chunk) => { input += chunk; });
 process.stdin.on('end', () => {
   const results = JSON.parse(input).map((item) => {
-    const body = action.serializeLoginEvent(action.buildLoginEvent(item.event, { now: item.now_ms }));
+    const built = action.buildLoginEvent(item.event, { now: item.now_ms });
+    const body = action.serializeLoginEvent(built);
     const webhookId = action.deriveWebhookId(item.event, { randomBytes: fixedBytes });
     const timestamp = action.webhookTimestamp(item.now_ms);
     const signature = action.signDelivery({ secret: item.secret, webhookId, timestamp, body });
@@ -168,7 +169,7 @@ def test_sample_and_variants_match() -> None:
 
 
 def test_sample_output_is_expected() -> None:
-    """The port's sample output has the agreed shape, so parity is not parity of two empty outputs."""
+    """The port's sample output has the expected shape, so parity is not between empty outputs."""
     signed = action.sign_login(sample_event(), secret=SECRET, now=NOW_MS)
     body = json.loads(signed.body)
 
@@ -319,7 +320,9 @@ grant_types = st.one_of(
     ),
 )
 logins_counts = st.one_of(
-    st.none(), st.integers(min_value=-(2**60), max_value=2**60), st.floats(allow_nan=False, allow_infinity=False)
+    st.none(),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.floats(allow_nan=False, allow_infinity=False),
 )
 
 
