@@ -1,4 +1,4 @@
-"""`hookledger verify`: check one delivery's signature offline and say why it fails.
+"""`hookledger verify`: check one delivery's signature offline and explain why it fails.
 
 Exit status: 0 when the signature verifies, 1 when it does not, 2 for a usage
 error (bad header syntax, unreadable body file, unknown scheme, bad option).
@@ -93,7 +93,8 @@ def verify_command(
         str,
         typer.Option(
             "--url",
-            help="The request URL as received (Twilio). Without --option public_url, this URL without its query is used.",
+            help="The request URL as received; Twilio signs its query string. Without --option public_url, "
+            "this URL minus its query string is also used as public_url.",
         ),
     ] = "",
     option: Annotated[

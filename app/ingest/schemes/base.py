@@ -24,6 +24,8 @@ from app.ingest.schemes.trace import Trace
 
 # Default tolerance for schemes that sign a timestamp (Standard Webhooks, Stripe, Slack).
 DEFAULT_TOLERANCE_SECONDS = 300
+# Senders sign each attempt with a fresh timestamp, so a week is far beyond any real skew.
+MAX_TOLERANCE_SECONDS = 7 * 24 * 3600
 
 
 class VerificationError(Exception):
@@ -149,7 +151,7 @@ class SchemeOptions(BaseModel):
 class TimestampOptions(SchemeOptions):
     """Options of a scheme that signs a timestamp."""
 
-    tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1)
+    tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1, le=MAX_TOLERANCE_SECONDS)
 
 
 def parse_options(scheme: str, model: type[SchemeOptions], options: Mapping[str, Any]) -> Any:

@@ -27,6 +27,7 @@ from pydantic import Field, field_validator, model_validator
 
 from app.ingest.schemes.base import (
     DEFAULT_TOLERANCE_SECONDS,
+    MAX_TOLERANCE_SECONDS,
     Delivery,
     ExtractionDefaults,
     KeySpec,
@@ -52,7 +53,7 @@ class GenericHmacOptions(SchemeOptions):
     signed_content: Literal["body", "timestamp.body"] = "body"
     timestamp_header: str | None = Field(default=None, pattern=HEADER_NAME)
     separator: str = "."
-    tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1)
+    tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1, le=MAX_TOLERANCE_SECONDS)
 
     @field_validator("signature_header", "timestamp_header")
     @classmethod

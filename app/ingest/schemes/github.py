@@ -52,6 +52,7 @@ class GitHubScheme(SchemeBase):
     def verify(self, delivery: Delivery, now: datetime, trace: Trace | None = None) -> VerifiedDelivery:
         """Verify the body's HMAC; return the delivery GUID as key when present."""
         trace = trace or quiet()
+
         header, algorithm = self._pick_header(delivery)
         value = require_header(
             delivery.headers, header, hint="configure a secret on the GitHub webhook so that GitHub signs each delivery."
@@ -65,6 +66,7 @@ class GitHubScheme(SchemeBase):
                 status=400,
                 header=header,
             )
+
         received = decode_hex(value.removeprefix(prefix))
         if received is None or len(received) != DIGEST_SIZES[algorithm]:
             raise VerificationError(
@@ -74,6 +76,7 @@ class GitHubScheme(SchemeBase):
                 status=400,
                 header=header,
             )
+
         match = find_matching_key(self.utf8_keys(), delivery.body, received, algorithm)
         if match is None:
             trace.note(f"{header}: signature does not match any configured secret")

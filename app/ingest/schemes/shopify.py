@@ -2,8 +2,8 @@
 
 The key is the app's client secret as UTF-8. Shopify signs no timestamp. The
 idempotency key is `X-Shopify-Webhook-Id`, which is the same on every retry of
-one delivery; option `key_header = "x-shopify-event-id"` keys by the event
-instead, which collapses the copies that several subscriptions receive.
+one delivery. With option `key_header = "x-shopify-event-id"` the event id is
+the key instead, so the copies that several subscriptions receive count once.
 """
 
 from __future__ import annotations

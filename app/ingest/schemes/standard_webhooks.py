@@ -131,7 +131,7 @@ def pick_header_set(headers: Mapping[str, str]) -> tuple[str, str, str]:
 
 @dataclass
 class EntryTally:
-    """How the entries of one signature header fared."""
+    """Counts and the first match among the entries of one signature header."""
 
     well_formed: int = 0
     compared: int = 0

@@ -1,7 +1,7 @@
 """Stripe: `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]`.
 
 Stripe signs `{t}.{raw body}` with HMAC-SHA256 and sends the hex digest as
-`v1`; while an endpoint secret is being rolled it sends one `v1` per active
+`v1`. While an endpoint secret is being rolled, it sends one `v1` per active
 secret. The key is the whole `whsec_...` string as UTF-8, not base64-decoded
 as in Standard Webhooks. `v0` and unknown schemes are ignored so that a
 delivery cannot be downgraded to a weaker scheme. Unlike stripe-python, which

@@ -5,7 +5,7 @@ every POST parameter as `name + value`, sorted by name (and by value within a
 repeated name). For JSON requests it adds a `bodySHA256` query parameter, the
 hex SHA-256 of the raw body, and signs the URL alone.
 
-Behind a proxy or load balancer the URL this service sees is not the one
+Behind a proxy or load balancer the URL this service receives is not the one
 Twilio called, so the source names its public endpoint in the required option
 `public_url` (scheme, host, optional port and path, without query string).
 The query string of the request as received is appended to it. Twilio has
@@ -130,7 +130,9 @@ class TwilioScheme(SchemeBase):
         keys = self.utf8_keys()
         for url in self.urls:
             full_url = f"{url}?{query}" if query else url
-            match = find_matching_key(keys, (full_url + suffix).encode(), received, "sha1")
+            # surrogatepass: a URL that reached us with lone surrogates must fail to match, not raise.
+            signed = (full_url + suffix).encode("utf-8", "surrogatepass")
+            match = find_matching_key(keys, signed, received, "sha1")
             if match is not None:
                 trace.note(f"{HEADER}: signature over {full_url} matches {match}")
                 return VerifiedDelivery(
