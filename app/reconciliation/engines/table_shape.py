@@ -45,6 +45,10 @@ def parse_hive_type(type_text: str) -> exp.DataType:
     from JSON. Hive's JSON SerDe parses `timestamp` and `date` in its own formats,
     so declare such fields as `string` and convert them in the SQL.
     """
+    # sqlglot 30.31 parses an unterminated `struct<a:strin` as an empty STRUCT.
+    if type_text.count("<") != type_text.count(">"):
+        msg = f"{type_text!r} is not a valid Hive column type: unbalanced '<' and '>'."
+        raise ValueError(msg)
     try:
         data_type = exp.DataType.build(type_text, dialect="hive")
     except (ParseError, ValueError) as exc:
@@ -59,6 +63,9 @@ def _check_supported(data_type: exp.DataType, type_text: str) -> None:
     if kind in _SCALAR_TYPES:
         return
     if kind in (exp.DType.STRUCT, exp.DType.ARRAY, exp.DType.MAP):
+        if not data_type.expressions:
+            msg = f"The type {type_text!r} declares a {kind.name} without fields or elements."
+            raise ValueError(msg)
         for child in _child_types(data_type):
             _check_supported(child, type_text)
         return

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from log_fixtures import LogTree, build_auth0_window
 
 from app.reconciliation.mappings import LogMapping, builtin_mappings
+from tests.reconciliation.engines.log_fixtures import LogTree, build_auth0_window
 
 
 @pytest.fixture

@@ -8,19 +8,19 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-from log_fixtures import (
-    TOKEN,
-    LogTree,
-    expected_auth0_rows,
-    record_rows,
-    window_query,
-)
 
 from app.reconciliation.engines.base import LogQuery, LogRecord
 from app.reconciliation.engines.duckdb import DuckDBEngine, DuckDBSettings, partition_globs
 from app.reconciliation.engines.errors import QueryFailedError, QueryTimeoutError
 from app.reconciliation.engines.factory import build_engine
 from app.reconciliation.mappings import LogMapping, builtin_mappings
+from tests.reconciliation.engines.log_fixtures import (
+    TOKEN,
+    LogTree,
+    expected_auth0_rows,
+    record_rows,
+    window_query,
+)
 
 
 def run(query: LogQuery, engine: DuckDBEngine | None = None) -> tuple[list[LogRecord], object]:
