@@ -2,6 +2,8 @@
 
 Scopes: `metrics:read`, `metrics:write`, `reconcile:run`. A missing or invalid
 token is a 401 with `WWW-Authenticate`; a valid token without the scope is a 403.
+Each rejection is counted in `hookledger_auth_failures` by reason when the
+`app.auth` extension is loaded.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def bearer_token(request: Request) -> str:
             "The Authorization header is not a bearer token; send 'Authorization: Bearer <token>'.",
             code="invalid_token",
             headers={"WWW-Authenticate": 'Bearer realm="hookledger", error="invalid_request"'},
+            reason="malformed_header",
         )
     return token.strip()
 
@@ -54,6 +57,14 @@ async def authenticate(request: Request) -> Principal:
     a list of callables `(token, state) -> Principal | None`.
     """
     state: AppState = request.app.state.hookledger
+    try:
+        return await _resolve_principal(request, state)
+    except AuthenticationError as exc:
+        _count_failure(state, str(exc.extra.get("reason") or exc.code))
+        raise
+
+
+async def _resolve_principal(request: Request, state: AppState) -> Principal:
     token = bearer_token(request)
     admin = state.settings.admin_token
     if admin is not None and hmac.compare_digest(token.encode(), admin.get_secret_value().encode()):
@@ -69,7 +80,14 @@ async def authenticate(request: Request) -> Principal:
         "The bearer token is not valid for this service; send a current token issued for it.",
         code="invalid_token",
         headers={"WWW-Authenticate": 'Bearer realm="hookledger", error="invalid_token"'},
+        reason="unknown_token",
     )
+
+
+def _count_failure(state: AppState, reason: str) -> None:
+    metrics = state.extensions.get("app.auth.metrics")
+    if metrics is not None:
+        metrics.auth_failures.labels(reason).inc()
 
 
 def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
@@ -78,6 +96,7 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     async def dependency(request: Request) -> Principal:
         principal = await authenticate(request)
         if scope not in principal.scopes:
+            _count_failure(request.app.state.hookledger, "insufficient_scope")
             raise ForbiddenError(
                 f"The token lacks the scope {scope!r} (it has: {', '.join(sorted(principal.scopes)) or 'none'}); "
                 "request a token with that scope.",
