@@ -12,12 +12,17 @@ guide, "Custom Prefixes for Amazon S3 Objects"). This writer does the same,
 so an object opened just before midnight lands in that day's partition even
 when its later records arrived after midnight. A record whose `date` is early
 on day D can therefore sit in partition D-1, and one from late on day D in
-partition D+1. The object name's timestamp uses that same oldest arrival time.
+partition D+1. NOTE: the guide does not say which time the object name's
+timestamp is taken from, so this writer uses the same oldest arrival time.
 
-An object is closed when it holds `records_per_file` records or when a record
-arrives `buffer_seconds` after the object's oldest record, which stands in for
-Firehose's size and interval buffering hints. Files are written in closing
-order, and each file's modification time is set to its closing time.
+An object is closed when it contains `records_per_file` records or when a
+record arrives `buffer_seconds` after the object's oldest record. The two
+limits imitate Firehose's size and interval buffering hints. The interval
+defaults to 300 s and may be set up to 900 s (Firehose API reference,
+`BufferingHints`). A query for the window starting at T must therefore scan
+partitions from the date of T minus the buffer interval, not from the date of
+T. Files are written in closing order, and each file's modification time is
+set to its closing time.
 
 A redelivered record (Auth0 and EventBridge both deliver at least once) is
 written again in a later object, with a new EventBridge `id`, arriving at least
@@ -42,7 +47,7 @@ import orjson
 
 __all__ = ["WriteSummary", "WrittenFile", "write_log_stream"]
 
-# Values of the sample envelope; nothing here refers to a real AWS account.
+# Account and region of the sample envelope, which belong to no real AWS account.
 DEFAULT_ACCOUNT = "111122223333"
 DEFAULT_REGION = "eu-west-1"
 MAX_REDELIVERY_EXTRA = timedelta(minutes=30)
@@ -61,7 +66,7 @@ class WrittenFile:
 
 @dataclass(frozen=True)
 class WriteSummary:
-    """What `write_log_stream` wrote under `root`.
+    """Counts and objects that `write_log_stream` wrote under `root`.
 
     `records` counts input records, `redeliveries` the second copies, and
     `lines_per_partition` every line, copies included, per `dt=` day.
@@ -91,6 +96,7 @@ def write_log_stream(
     stream_name: str = "auth0-logs",
     account: str = DEFAULT_ACCOUNT,
     region: str = DEFAULT_REGION,
+    compresslevel: int = 6,
     seed: int = 0,
 ) -> WriteSummary:
     """Write (arrival, log record) pairs under `root` as Firehose delivers them.
@@ -101,7 +107,8 @@ def write_log_stream(
     `log_id` is in `duplicate_ids`, plus a `duplicate_rate` share of the
     others drawn at random, are delivered twice. Envelope ids and redelivery
     delays come from `random.Random(seed)`, so the output is the same for the
-    same input and seed. Existing files under `root` are left alone.
+    same input and seed. `compresslevel` is the gzip level (1 to 9). Existing
+    files under `root` are left alone.
     """
     if records_per_file < 1:
         raise ValueError(f"records_per_file must be at least 1, got {records_per_file!r}.")
@@ -114,6 +121,7 @@ def write_log_stream(
     source = f"aws.partner/auth0.com/{tenant}-{_random_uuid(rng)}/auth0.logs"
     writer = _ObjectWriter(
         rng, Path(root), stream_name, records_per_file, timedelta(seconds=buffer_seconds),
+        compresslevel,
     )
     envelope = _Enveloper(rng, source, account, region)
     buffer_interval = timedelta(seconds=buffer_seconds)
@@ -183,8 +191,11 @@ class _Enveloper:
         self.region = region
 
     def wrap(self, record: dict[str, Any], arrival: datetime) -> bytes:
-        # EventBridge stamps the event when Auth0 puts it, shortly before Firehose receives it.
+        # EventBridge stamps the event when Auth0 puts it: after the log's `date`, shortly
+        # before Firehose receives it.
         put_at = arrival - timedelta(seconds=self.rng.uniform(0.0, 1.5))
+        if "date" in record:
+            put_at = max(put_at, datetime.fromisoformat(record["date"]))
         envelope = {
             "version": "0",
             "id": _random_uuid(self.rng),
@@ -203,12 +214,13 @@ class _ObjectWriter:
     """Buffers envelope lines into objects and writes each one when it closes."""
 
     def __init__(self, rng: random.Random, root: Path, stream_name: str,
-                 records_per_file: int, buffer_interval: timedelta) -> None:
+                 records_per_file: int, buffer_interval: timedelta, compresslevel: int) -> None:
         self.rng = rng
         self.root = root
         self.stream_name = stream_name
         self.records_per_file = records_per_file
         self.buffer_interval = buffer_interval
+        self.compresslevel = compresslevel
         self.files: list[WrittenFile] = []
         self.lines = 0
         self._buffer: list[bytes] = []
@@ -238,7 +250,8 @@ class _ObjectWriter:
                 f"{_random_uuid(self.rng)}.gz")
         path = directory / name
         with path.open("wb") as raw:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6,
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                               compresslevel=self.compresslevel,
                                mtime=int(closed_at.timestamp())) as compressed:
                 compressed.write(b"".join(self._buffer))
         os.utime(path, (closed_at.timestamp(), closed_at.timestamp()))

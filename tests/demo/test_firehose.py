@@ -159,8 +159,8 @@ def test_files_closed_in_arrival_order(written: WriteSummary) -> None:
         assert os.stat(file.path).st_mtime == pytest.approx(file.closed_at.timestamp())
 
 
-def test_object_straddling_midnight_stays_in_oldest_day(tmp_path: Path) -> None:
-    """An object opened before midnight holds a record that arrived after it."""
+def test_midnight_object_keeps_oldest_partition(tmp_path: Path) -> None:
+    """An object opened before midnight also contains a record that arrived after it."""
     before = datetime(2024, 1, 15, 23, 59, 0, tzinfo=UTC)
     pairs = arrival_pairs((before, "1"), (before + timedelta(minutes=2), "2"),
                           (before + timedelta(minutes=6), "3"))

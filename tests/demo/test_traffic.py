@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.demo.action import classify_kind
+from app.demo.action import classify_kind, derive_webhook_id
 from app.demo.traffic import KINDS, Login, Traffic, generate_day, iter_log_records
 
 DAY = date(2024, 1, 15)
@@ -52,7 +52,7 @@ def digest(traffic: Traffic) -> str:
     payload = {
         "logins": [
             [login.kind, login.user_id, login.occurred_at.isoformat(), login.session_id,
-             login.transaction_id, login.push_id, login.lost, login.abandoned_at_mfa,
+             login.transaction_id, login.lost, login.abandoned_at_mfa,
              login.event, login.log_record]
             for login in traffic.logins
         ],
@@ -328,6 +328,14 @@ def test_action_classifier_agrees_with_kind(traffic: Traffic) -> None:
         assert classify_kind(login.event) == login.kind
 
 
+def test_action_webhook_ids_distinct(traffic: Traffic) -> None:
+    """No two executions get the same derived push id, so the ledger keeps each one."""
+    derived = [derive_webhook_id(login.event, random_bytes=lambda size: b"\0" * size)
+               for login in traffic.logins if login.kind != "refresh"]
+
+    assert len(set(derived)) == len(derived)
+
+
 def test_log_date_follows_action_closely(traffic: Traffic) -> None:
     gaps = [(login.logged_at - login.occurred_at).total_seconds()
             for login in traffic.logins if login.logged_at is not None]
@@ -360,7 +368,7 @@ def test_some_logins_near_midnight(traffic: Traffic) -> None:
     assert before_end
 
 
-def test_a_few_users_log_in_often(traffic: Traffic) -> None:
+def test_logins_per_user_heavy_tail(traffic: Traffic) -> None:
     per_user = Counter(login.user_id for login in traffic.logins if login.kind == "login")
     median = sorted(per_user.values())[len(per_user) // 2]
 
