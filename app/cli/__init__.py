@@ -15,6 +15,7 @@ app = typer.Typer(
 # Each module registers its command on `app` when imported.
 from app.cli import serve as _serve  # noqa: E402,F401
 from app.cli import verify as _verify  # noqa: E402,F401
+from app.cli import demo as _demo  # noqa: E402,F401
 
 
 def main() -> None:
