@@ -13,8 +13,8 @@ string, NULL is a datum without `VarCharValue`, and only the first page starts
 with the header row. After `use_result_file_above_rows` rows the rest is read from
 the CSV result file in S3, which is cheaper than thousands of API pages.
 
-Result reuse is off: a window that is still receiving late log files must not be
-answered from a cached run.
+Result reuse is off, because a window that is still receiving late log files must
+not be served from a cached run.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ class LogQuery:
 
 @dataclass
 class QueryStats:
-    """What one query cost; filled in while the batches are read."""
+    """Cost and size of one query, filled in while the batches are read."""
 
     engine: str
     query_id: str | None = None

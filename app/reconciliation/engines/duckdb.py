@@ -124,7 +124,7 @@ class DuckDBEngine:
         if self.settings.threads is not None:
             connection.execute(f"SET threads = {int(self.settings.threads)}")
         if self.settings.memory_limit is not None:
-            connection.execute("SET memory_limit = ?", [self.settings.memory_limit])
+            connection.execute(f"SET memory_limit = {_string_literal(self.settings.memory_limit)}")
         return connection
 
 

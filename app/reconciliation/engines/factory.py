@@ -1,4 +1,4 @@
-"""Build the query engine a log mapping asks for."""
+"""Build the query engine that a log mapping names."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from raw objects is about ten times faster than declaring STRUCT columns in
 Differences from Athena's Hive JSON SerDe that remain:
 
 - JSON keys are matched case-sensitively here; the SerDe matches them ignoring case.
-- A string column whose JSON value is an object or array holds its JSON text here.
+- A string column whose JSON value is an object or array contains its JSON text here.
 - A struct whose JSON value is missing, null or not an object is NULL in both.
 """
 

@@ -32,7 +32,7 @@ TOKEN = "reconcile-auth0-2024-01-15-attempt-0001"
 
 @dataclass(frozen=True)
 class WrittenRecord:
-    """One line written to a partition, as the test knows it."""
+    """One line written to a partition, as the test recorded it."""
 
     partition: date
     log_id: str
@@ -188,13 +188,13 @@ def record_rows(records: list[Any]) -> list[tuple[Any, ...]]:
 def build_auth0_window(tree: LogTree) -> LogTree:
     """Partitions around the window [2024-01-15, 2024-01-16) with every awkward case.
 
-    - dt=2024-01-14 and dt=2024-01-18 hold only corrupt files (outside the scanned range).
-    - dt=2024-01-15 holds logins of several types, a duplicate in the same file and in
+    - dt=2024-01-14 and dt=2024-01-18 contain only corrupt files (outside the scanned range).
+    - dt=2024-01-15 contains logins of several types, a duplicate in the same file and in
       another file, excluded types (f, slo), a record without user_id, the exact window
       start, and a record whose offset puts it before the window in UTC.
-    - dt=2024-01-16 holds late arrivals from the window, a re-delivered duplicate, and a
+    - dt=2024-01-16 contains late arrivals from the window, a re-delivered duplicate, and a
       record at the exact window end (excluded).
-    - dt=2024-01-17 holds a record from the window that arrived after the lag margin.
+    - dt=2024-01-17 contains a record from the window that arrived after the lag margin.
     """
     tree.write_corrupt("2024-01-14")
     alice_login = tree.auth0_envelope(

@@ -45,15 +45,13 @@ def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class FakeTime:
-    """A monotonic clock that only moves when the engine sleeps (or the test says so)."""
+    """A monotonic clock that advances only when the engine sleeps."""
 
-    def __init__(self, *, tick: float = 0.0) -> None:
+    def __init__(self) -> None:
         self.now = 1000.0
-        self.tick = tick
         self.sleeps: list[float] = []
 
     def clock(self) -> float:
-        self.now += self.tick
         return self.now
 
     def sleep(self, seconds: float) -> None:

@@ -69,7 +69,7 @@ class TestAuth0Window:
     ):
         """A record arriving after end + lag_margin is not returned; a wider margin finds it."""
         narrow = {record.log_id for record in run(window_query(auth0_mapping, lag_hours=6))[0]}
-        # 54 hours reaches dt=2024-01-18, which holds only a corrupt file.
+        # 47 hours reaches dt=2024-01-17 but not dt=2024-01-18, which is corrupt.
         wide_query = window_query(auth0_mapping, lag_hours=47)
         wide = {record.log_id for record in run(wide_query)[0]}
 
@@ -277,3 +277,20 @@ def test_query_rejects_naive_window(auth0_mapping: LogMapping):
             lag_margin=timedelta(0),
             request_token=TOKEN,
         )
+
+
+def test_connection_settings_applied():
+    engine = DuckDBEngine(DuckDBSettings(threads=1, memory_limit="256MB"))
+
+    connection = engine.connect()
+    settings = dict(
+        connection.execute(
+            "SELECT name, value FROM duckdb_settings() "
+            "WHERE name IN ('threads', 'TimeZone', 'memory_limit')"
+        ).fetchall()
+    )
+    connection.close()
+
+    assert settings["threads"] == "1"
+    assert settings["TimeZone"] == "UTC"
+    assert settings["memory_limit"].startswith("244")

@@ -2,7 +2,7 @@
 
 The mappings' SQL is written for Athena. These tests check that (1) the DuckDB
 view has the column types of the Athena table in scripts/athena/auth0_logs.sql,
-(2) the transpiled SQL run on that view returns what the fixture's truth says,
+(2) the transpiled SQL run on that view returns the rows derived from the fixture's records,
 and (3) sqlglot still transpiles the SQL to the reviewed text.
 """
 
