@@ -338,9 +338,17 @@ def _traffic_line(report: DemoReport) -> str:
 
 
 def _kind_table(kinds: Mapping[str, Mapping[str, int]]) -> list[str]:
-    header = ("kind", "executions", "pushed", "lost", "filled", "pushed, no log twin")
+    header = ("kind", "executions", "abandoned at MFA", "pushed", "lost", "filled", "pushed, no log twin")
     rows = [
-        (kind, row["executions"], row["pushed"], row["lost"], row["filled_by_reconciliation"], row["pushed_without_log_twin"])
+        (
+            kind,
+            row["executions"],
+            row["abandoned_at_mfa"],
+            row["pushed"],
+            row["lost"],
+            row["filled_by_reconciliation"],
+            row["pushed_without_log_twin"],
+        )
         for kind, row in kinds.items()
     ]
     totals = ("total", *(sum(row[index] for row in rows) for index in range(1, len(header))))
