@@ -30,7 +30,7 @@ log = structlog.get_logger("app")
 #   configure(config: AppConfig, settings: Settings)    parses its config sections; raises ConfigError
 #   async startup(state: AppState) / shutdown(state)    builds and releases its resources
 # The value returned by configure() is stored in state.extensions[<module name>].
-EXTENSIONS: list[str] = ["app.auth", "app.metrics"]
+EXTENSIONS: list[str] = ["app.auth", "app.metrics", "app.reconciliation.extension"]
 
 
 def load_extensions() -> list[ModuleType]:

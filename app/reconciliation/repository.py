@@ -1,0 +1,266 @@
+"""SQL of the reconciler: run records with their leases, and the ledger rows of one window."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Event, Origin, ReconciliationRun
+from app.reconciliation.windows import Window
+
+
+class RunStatus:
+    """Values of `reconciliation_runs.status`."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# Rows per INSERT or DELETE statement. 500 rows of 12 columns stay below the
+# bind-parameter limits of SQLite (32766 since 3.32) and asyncpg (32767).
+BATCH_ROWS = 500
+
+
+def advisory_lock_key(source: str, window: Window) -> int:
+    """Return a signed 64-bit key for `pg_try_advisory_xact_lock`, stable across processes."""
+    material = f"hookledger.reconciliation|{source}|{window.start.isoformat()}|{window.end.isoformat()}"
+    return int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big", signed=True)
+
+
+class RunRepository:
+    """Reads and writes `reconciliation_runs`; every lease change is one conditional statement."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        return self.session.bind.dialect.name
+
+    async def try_advisory_lock(self, source: str, window: Window) -> bool:
+        """Take the transaction-scoped advisory lock of (source, window) on PostgreSQL; other databases return True."""
+        if self.dialect != "postgresql":
+            return True
+        statement = text("SELECT pg_try_advisory_xact_lock(:key)").bindparams(key=advisory_lock_key(source, window))
+        return bool((await self.session.execute(statement)).scalar_one())
+
+    async def get(self, run_id: int) -> ReconciliationRun | None:
+        return await self.session.get(ReconciliationRun, run_id, populate_existing=True)
+
+    async def list_runs(self, *, source: str | None, status: str | None, limit: int) -> list[ReconciliationRun]:
+        """Return runs newest first, optionally of one source and one status."""
+        statement = select(ReconciliationRun).order_by(ReconciliationRun.id.desc()).limit(limit)
+        if source is not None:
+            statement = statement.where(ReconciliationRun.source == source)
+        if status is not None:
+            statement = statement.where(ReconciliationRun.status == status)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def get_running(self, source: str, window: Window) -> ReconciliationRun | None:
+        """Return the running run of (source, window), if any."""
+        statement = select(ReconciliationRun).where(
+            ReconciliationRun.source == source,
+            ReconciliationRun.window_start == window.start,
+            ReconciliationRun.window_end == window.end,
+            ReconciliationRun.status == RunStatus.RUNNING,
+        )
+        return (await self.session.execute(statement.execution_options(populate_existing=True))).scalars().first()
+
+    async def insert_running(
+        self, source: str, window: Window, *, engine: str, owner: str, now: datetime, lease_until: datetime
+    ) -> int | None:
+        """Insert a running run owned by `owner`; return None when (source, window) already has one.
+
+        The partial unique index on running rows turns a concurrent second
+        insert into a conflict, which DO NOTHING skips.
+        """
+        values = {
+            "source": source,
+            "window_start": window.start,
+            "window_end": window.end,
+            "status": RunStatus.RUNNING,
+            "engine": engine,
+            "created_at": now,
+            "started_at": now,
+            "lease_owner": owner,
+            "lease_expires_at": lease_until,
+            "rows_scanned": 0,
+            "gaps_filled": 0,
+            "rows_retracted": 0,
+            "pushes_without_log": 0,
+        }
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(ReconciliationRun)
+            .values(**values)
+            .on_conflict_do_nothing()
+            .returning(ReconciliationRun.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def take_over(
+        self, run_id: int, *, expired_at: datetime | None, owner: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """Move an expired lease to `owner`; False when someone renewed or took it since it was read."""
+        expected = (
+            ReconciliationRun.lease_expires_at.is_(None)
+            if expired_at is None
+            else ReconciliationRun.lease_expires_at == expired_at
+        )
+        statement = (
+            update(ReconciliationRun)
+            .where(ReconciliationRun.id == run_id, ReconciliationRun.status == RunStatus.RUNNING, expected)
+            .values(lease_owner=owner, lease_expires_at=lease_until, started_at=now, error=None)
+        )
+        return (await self.session.execute(statement)).rowcount == 1
+
+    async def renew_lease(self, run_id: int, *, owner: str, lease_until: datetime) -> bool:
+        """Extend the lease while `owner` still holds it; False when the lease was lost."""
+        statement = (
+            update(ReconciliationRun)
+            .where(
+                ReconciliationRun.id == run_id,
+                ReconciliationRun.lease_owner == owner,
+                ReconciliationRun.status == RunStatus.RUNNING,
+            )
+            .values(lease_expires_at=lease_until)
+        )
+        return (await self.session.execute(statement)).rowcount == 1
+
+    async def finish(self, run_id: int, *, owner: str, status: str, values: dict[str, Any]) -> bool:
+        """Close the run with `status` and its counts while `owner` holds the lease."""
+        statement = (
+            update(ReconciliationRun)
+            .where(
+                ReconciliationRun.id == run_id,
+                ReconciliationRun.lease_owner == owner,
+                ReconciliationRun.status == RunStatus.RUNNING,
+            )
+            .values(status=status, lease_owner=None, lease_expires_at=None, **values)
+        )
+        return (await self.session.execute(statement)).rowcount == 1
+
+
+@dataclass(frozen=True)
+class PushedRow:
+    """A pushed or API event, as the matcher and the key strategy read it."""
+
+    id: int
+    idempotency_key: str
+    subject: str | None
+    event_type: str
+    occurred_at: datetime
+    payload: Any
+
+    @property
+    def subject_key(self) -> str:
+        return self.subject or ""
+
+
+# Keyset position of a page: (subject or "", occurred_at, id) of the last row read.
+PageCursor = tuple[str, datetime, int]
+
+
+class LedgerRepository:
+    """The ledger rows that one reconciliation run reads, inserts and retracts."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        return self.session.bind.dialect.name
+
+    def _subject_key(self) -> ColumnElement[str]:
+        # Byte order on both databases, the order Python compares str in: PostgreSQL's
+        # "C" collation compares bytes; SQLite's default BINARY collation does too.
+        key = func.coalesce(Event.subject, "")
+        return key.collate("C") if self.dialect == "postgresql" else key
+
+    async def pushed_page(
+        self, source: str, start: datetime, end: datetime, *, after: PageCursor | None, limit: int
+    ) -> list[PushedRow]:
+        """Return up to `limit` push and API events with `start <= occurred_at < end` after `after`.
+
+        Rows come ordered by (subject or "", occurred_at, id), the order of the
+        log query, so the caller can merge-join the two streams.
+        """
+        subject_key = self._subject_key()
+        statement = (
+            select(Event.id, Event.idempotency_key, Event.subject, Event.event_type, Event.occurred_at, Event.payload)
+            .where(
+                Event.source == source,
+                Event.origin.in_((Origin.PUSH, Origin.API)),
+                Event.occurred_at >= start,
+                Event.occurred_at < end,
+            )
+            .order_by(subject_key, Event.occurred_at, Event.id)
+            .limit(limit)
+        )
+        if after is not None:
+            last_subject, last_time, last_id = after
+            statement = statement.where(
+                or_(
+                    subject_key > last_subject,
+                    and_(subject_key == last_subject, Event.occurred_at > last_time),
+                    and_(subject_key == last_subject, Event.occurred_at == last_time, Event.id > last_id),
+                )
+            )
+        rows = (await self.session.execute(statement)).all()
+        return [PushedRow(*row) for row in rows]
+
+    async def reconciled_log_ids(self, source: str, window: Window) -> set[str]:
+        """Return the log record ids of the reconciliation rows of `source` dated inside `window`."""
+        statement = select(Event.log_record_id).where(
+            Event.source == source,
+            Event.origin == Origin.RECONCILIATION,
+            Event.occurred_at >= window.start,
+            Event.occurred_at < window.end,
+        )
+        return {log_id for log_id in (await self.session.execute(statement)).scalars() if log_id is not None}
+
+    async def existing_keys(self, source: str, idempotency_keys: Sequence[str]) -> set[str]:
+        """Return which of these keys already have a ledger row of `source`, any origin."""
+        present: set[str] = set()
+        for offset in range(0, len(idempotency_keys), BATCH_ROWS):
+            batch = list(idempotency_keys[offset : offset + BATCH_ROWS])
+            statement = select(Event.idempotency_key).where(Event.source == source, Event.idempotency_key.in_(batch))
+            present.update((await self.session.execute(statement)).scalars())
+        return present
+
+    async def insert_absent(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert ledger rows in batches, skipping existing (source, idempotency_key); return how many were new."""
+        inserted = 0
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        for offset in range(0, len(rows), BATCH_ROWS):
+            batch = list(rows[offset : offset + BATCH_ROWS])
+            statement = (
+                dialect_insert(Event)
+                .values(batch)
+                .on_conflict_do_nothing(index_elements=[Event.source, Event.idempotency_key])
+                .returning(Event.id)
+            )
+            inserted += len((await self.session.execute(statement)).all())
+        return inserted
+
+    async def retract(self, source: str, idempotency_keys: Sequence[str]) -> int:
+        """Delete reconciliation rows of `source` with these keys, in batches; return how many were deleted."""
+        deleted = 0
+        for offset in range(0, len(idempotency_keys), BATCH_ROWS):
+            batch = list(idempotency_keys[offset : offset + BATCH_ROWS])
+            statement = delete(Event).where(
+                Event.source == source,
+                Event.origin == Origin.RECONCILIATION,
+                Event.idempotency_key.in_(batch),
+            )
+            deleted += (await self.session.execute(statement)).rowcount
+        return deleted
+

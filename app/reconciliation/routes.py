@@ -1,0 +1,50 @@
+"""Trigger reconciliation runs and read their records."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from app.auth.dependencies import require_scope
+from app.reconciliation.runtime import ReconciliationRuntime, runtime_of
+from app.reconciliation.schemas import RunList, RunOut, RunStatusName, TriggerRequest
+
+router = APIRouter(
+    prefix="/v1/reconciliations",
+    tags=["reconciliation"],
+    dependencies=[Depends(require_scope("reconcile:run"))],
+)
+
+
+def get_runtime(request: Request) -> ReconciliationRuntime:
+    return runtime_of(request.app.state.hookledger)
+
+
+Runtime = Annotated[ReconciliationRuntime, Depends(get_runtime)]
+
+
+@router.post("", status_code=202, response_model=RunOut, summary="Start a reconciliation run")
+async def start_run(body: TriggerRequest, runtime: Runtime, response: Response) -> RunOut:
+    """Start a run for a source and window, or return the run already in progress for that window."""
+    run = await runtime.trigger(body.source, body.start, body.end)
+    response.headers["Location"] = f"/v1/reconciliations/{run.id}"
+    return RunOut.model_validate(run)
+
+
+@router.get("", response_model=RunList, summary="List reconciliation runs")
+async def list_runs(
+    runtime: Runtime,
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    status: RunStatusName | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> RunList:
+    """List runs newest first, optionally of one source and one status."""
+    runs = await runtime.reconciler.list_runs(source=source, status=status, limit=limit)
+    return RunList(runs=[RunOut.model_validate(run) for run in runs])
+
+
+@router.get("/{run_id}", response_model=RunOut, summary="Read one reconciliation run")
+async def get_run(run_id: Annotated[int, Path(ge=1)], runtime: Runtime) -> RunOut:
+    """Return one run with its counts, timings and error."""
+    return RunOut.model_validate(await runtime.reconciler.get_run(run_id))
