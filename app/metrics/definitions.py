@@ -170,7 +170,9 @@ def _parse_filter(metric: str, index: int, settings: _FilterSettings) -> Payload
 
 
 def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
+    """Describe one validation error, unknown keys first because they often explain the others."""
+    errors = exc.errors()
+    first = next((error for error in errors if error["type"] == "extra_forbidden"), errors[0])
     location = ".".join(str(part) for part in first["loc"]) or "table"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
