@@ -7,14 +7,18 @@ them with pushed events subject by subject.
 
 Every mapping's SQL takes four positional `?` parameters, in this order:
 
-1. `dt_from` (``YYYY-MM-DD``): the first arrival partition to scan, the UTC date of `start`;
+1. `dt_from` (``YYYY-MM-DD``): the first arrival partition to scan, the UTC date of
+   `start - lead_margin`;
 2. `dt_to` (``YYYY-MM-DD``): the last arrival partition to scan, the UTC date of
    `end + lag_margin`;
 3. `start`, 4. `end`: the window bounds as ISO 8601 strings in UTC.
 
-Firehose names partitions by the arrival time of a record, and a log record never
-arrives before it occurred, so no partition before `start`'s date is scanned.
-Records delivered later than `lag_margin` after `end` are missed by that run.
+Firehose names each S3 object's `dt=` prefix after the arrival time of the oldest
+record in the object (AWS, "Custom Prefixes for Amazon S3 Objects"), and one object
+collects records for up to its buffer interval (at most 900 s). A record that
+occurred just after midnight can therefore sit in the previous day's partition, so
+the scan starts `lead_margin` (default 900 s) before `start`. Records delivered
+later than `lag_margin` after `end` are missed by that run.
 """
 
 from __future__ import annotations
@@ -61,6 +65,11 @@ class LogRecord:
     payload: dict[str, Any]
 
 
+# Firehose's largest buffer interval; a delivered object holds records that arrived
+# up to this long after the one its `dt=` prefix is named after.
+FIREHOSE_MAX_BUFFER = timedelta(seconds=900)
+
+
 @dataclass(frozen=True)
 class LogQuery:
     """One mapping queried over the half-open window `[start, end)` (aware, UTC).
@@ -75,6 +84,7 @@ class LogQuery:
     end: datetime
     lag_margin: timedelta
     request_token: str
+    lead_margin: timedelta = FIREHOSE_MAX_BUFFER
 
     def __post_init__(self) -> None:
         for name in ("start", "end"):
@@ -88,11 +98,14 @@ class LogQuery:
         if self.lag_margin < timedelta(0):
             msg = f"LogQuery.lag_margin must not be negative, got {self.lag_margin}."
             raise ValueError(msg)
+        if self.lead_margin < timedelta(0):
+            msg = f"LogQuery.lead_margin must not be negative, got {self.lead_margin}."
+            raise ValueError(msg)
 
     @property
     def dt_from(self) -> date:
         """The first arrival partition to scan."""
-        return self.start.astimezone(UTC).date()
+        return (self.start - self.lead_margin).astimezone(UTC).date()
 
     @property
     def dt_to(self) -> date:

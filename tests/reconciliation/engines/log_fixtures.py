@@ -188,7 +188,9 @@ def record_rows(records: list[Any]) -> list[tuple[Any, ...]]:
 def build_auth0_window(tree: LogTree) -> LogTree:
     """Partitions around the window [2024-01-15, 2024-01-16) with every awkward case.
 
-    - dt=2024-01-14 and dt=2024-01-18 contain only corrupt files (outside the scanned range).
+    - dt=2024-01-13 and dt=2024-01-18 contain only corrupt files (outside the scanned range).
+    - dt=2024-01-14 contains a Firehose object opened just before midnight: one record from
+      the day before the window (excluded) and one from just after the window starts.
     - dt=2024-01-15 contains logins of several types, a duplicate in the same file and in
       another file, excluded types (f, slo), a record without user_id, the exact window
       start, and a record whose offset puts it before the window in UTC.
@@ -196,7 +198,14 @@ def build_auth0_window(tree: LogTree) -> LogTree:
       record at the exact window end (excluded).
     - dt=2024-01-17 contains a record from the window that arrived after the lag margin.
     """
-    tree.write_corrupt("2024-01-14")
+    tree.write_corrupt("2024-01-13")
+    tree.write(
+        "2024-01-14",
+        [
+            tree.auth0_envelope("900015", "s", "2024-01-14T23:59:50.000Z", user_id="auth0|gina"),
+            tree.auth0_envelope("900016", "s", "2024-01-15T00:00:20.000Z", user_id="auth0|gina"),
+        ],
+    )
     alice_login = tree.auth0_envelope(
         "900001", "s", "2024-01-15T10:30:06.123Z", transaction_id="tx-1"
     )

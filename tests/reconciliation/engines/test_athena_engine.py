@@ -110,7 +110,7 @@ def start_params(mapping: LogMapping, token: str = TOKEN) -> dict[str, Any]:
         "QueryExecutionContext": {"Database": "hookledger"},
         "WorkGroup": "hookledger",
         "ExecutionParameters": [
-            "'2024-01-15'",
+            "'2024-01-14'",
             "'2024-01-16'",
             "'2024-01-15T00:00:00.000Z'",
             "'2024-01-16T00:00:00.000Z'",
@@ -494,7 +494,7 @@ class TestHelpers:
         parameters = athena_parameters(window_query(mapping))
 
         assert parameters == [
-            "'2024-01-15'",
+            "'2024-01-14'",
             "'2024-01-16'",
             "'2024-01-15T00:00:00.000Z'",
             "'2024-01-16T00:00:00.000Z'",

@@ -79,14 +79,14 @@ class TestAuth0Window:
     def test_corrupt_partitions_outside_range_unread(
         self, auth0_window_tree: LogTree, auth0_mapping: LogMapping
     ):
-        """dt=2024-01-14 and dt=2024-01-18 hold corrupt files; the query never opens them."""
+        """dt=2024-01-13 and dt=2024-01-18 hold corrupt files; the query never opens them."""
         query = window_query(auth0_mapping)
 
         records, _ = run(query)
         globs = partition_globs(query)
 
         assert records
-        assert [glob.split("/")[-2] for glob in globs] == ["dt=2024-01-15", "dt=2024-01-16"]
+        assert [glob.split("/")[-2] for glob in globs] == ["dt=2024-01-14", "dt=2024-01-15", "dt=2024-01-16"]
 
     def test_corrupt_partition_inside_range_fails(
         self, auth0_window_tree: LogTree, auth0_mapping: LogMapping

@@ -114,7 +114,7 @@ def test_transpiled_sql_matches_truth(auth0_window_tree: LogTree, auth0_mapping:
         for record in records
     ]
     assert actual == expected_auth0_rows(auth0_window_tree, query)
-    assert len(actual) == 8
+    assert len(actual) == 9
 
 
 @pytest.mark.parametrize(
