@@ -40,7 +40,7 @@ class SourceSettings(BaseModel):
     secrets_env: list[str] = Field(min_length=1)
     idempotency_key_header: str | None = None
     idempotency_key_pointer: str | None = None
-    event_type_pointer: str | None = None
+    event_type_pointer: str | list[str] | None = None
     subject_pointer: str | None = None
     occurred_at_pointer: str | None = None
     max_body_bytes: int | None = Field(default=None, gt=0)
@@ -50,9 +50,10 @@ class SourceSettings(BaseModel):
 
     @field_validator("idempotency_key_pointer", "event_type_pointer", "subject_pointer", "occurred_at_pointer")
     @classmethod
-    def _check_pointer(cls, value: str | None) -> str | None:
-        if value is not None and value != "":
-            parse_pointer(value)
+    def _check_pointer(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for pointer in [value] if isinstance(value, str) else value or []:
+            if pointer != "":
+                parse_pointer(pointer)
         return value
 
 
@@ -63,7 +64,8 @@ class Source:
     name: str
     scheme: Scheme
     key_spec: KeySpec
-    event_type_pointer: str | None
+    # One JSON pointer, or several tried in order.
+    event_type_pointer: str | tuple[str, ...] | None
     event_type_header: str | None
     subject_pointer: str | None
     occurred_at_pointer: str | None
@@ -144,7 +146,7 @@ def parse_source(name: str, body: Any, environ: Mapping[str, str]) -> Source:
         name=name,
         scheme=scheme,
         key_spec=key_spec,
-        event_type_pointer=_override(settings.event_type_pointer, defaults.event_type_pointer),
+        event_type_pointer=_override(_pointers(settings.event_type_pointer), defaults.event_type_pointer),
         event_type_header=defaults.event_type_header if settings.event_type_pointer is None else None,
         subject_pointer=_override(settings.subject_pointer, defaults.subject_pointer),
         occurred_at_pointer=_override(settings.occurred_at_pointer, defaults.occurred_at_pointer),
@@ -155,11 +157,17 @@ def parse_source(name: str, body: Any, environ: Mapping[str, str]) -> Source:
     )
 
 
-def _override(configured: str | None, default: str | None) -> str | None:
+def _override(configured: Any, default: Any) -> Any:
     """Return the configured pointer; an empty string in the file switches the default off."""
     if configured is None:
         return default
     return configured or None
+
+
+def _pointers(configured: str | list[str] | None) -> str | tuple[str, ...] | None:
+    if isinstance(configured, list):
+        return tuple(configured)
+    return configured
 
 
 def read_secret(source: str, variable: str, environ: Mapping[str, str]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,11 +60,22 @@ def _check_key(value: str, where: str) -> str:
 
 
 def extract_event_type(
-    payload: Any, pointer: str | None, header_name: str | None, headers: Mapping[str, str]
+    payload: Any, pointer: str | Sequence[str] | None, header_name: str | None, headers: Mapping[str, str]
 ) -> str:
-    """Return the event type from a header (with an optional pointer suffix) or a body pointer."""
+    """Return the event type from a header (with an optional pointer suffix) or body pointers.
+
+    `pointer` may be one JSON pointer or several; the first one present in the
+    body wins, so one source can accept several kinds of bodies.
+    """
+    pointers = (pointer,) if isinstance(pointer, str) else tuple(pointer or ())
     from_header = headers.get(header_name, "").strip() if header_name else ""
-    from_body = resolve_pointer(payload, pointer, MISSING) if pointer else MISSING
+    from_body: Any = MISSING
+    found_at = pointers[0] if pointers else None
+    for candidate in pointers:
+        from_body = resolve_pointer(payload, candidate, MISSING)
+        if from_body is not MISSING and from_body is not None:
+            found_at = candidate
+            break
     if header_name:
         if not from_header:
             raise BadRequestError(
@@ -74,17 +85,18 @@ def extract_event_type(
             )
         event_type = f"{from_header}.{from_body}" if isinstance(from_body, str) and from_body else from_header
     else:
+        places = " or ".join(pointers) or "no configured pointer"
         if from_body is MISSING or from_body is None:
             raise UnprocessableError(
-                f"The event has no event type at {pointer}; send it there or set event_type_pointer for the source.",
+                f"The event has no event type at {places}; send it there or set event_type_pointer for the source.",
                 code="invalid_event",
-                pointer=pointer,
+                pointer=found_at,
             )
         if not isinstance(from_body, str) or not from_body:
             raise UnprocessableError(
-                f"The event type at {pointer} must be a non-empty string, not {_describe(from_body)}.",
+                f"The event type at {found_at} must be a non-empty string, not {_describe(from_body)}.",
                 code="invalid_event",
-                pointer=pointer,
+                pointer=found_at,
             )
         event_type = from_body
     if len(event_type) > MAX_FIELD_LENGTH:

@@ -82,7 +82,8 @@ class ExtractionDefaults:
     # value with a dot when it is a non-empty string: GitHub's
     # `X-GitHub-Event: pull_request` plus `/action` "opened" gives
     # `pull_request.opened`. None reads no body field.
-    event_type_pointer: str | None = "/type"
+    # One JSON pointer, or several tried in order (the first present wins).
+    event_type_pointer: str | tuple[str, ...] | None = "/type"
     subject_pointer: str | None = None
     occurred_at_pointer: str | None = "/timestamp"
     # A static event type for senders whose event type is in a header (GitHub's

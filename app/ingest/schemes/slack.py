@@ -33,7 +33,8 @@ class SlackScheme(SchemeBase):
     name = "slack"
     defaults = ExtractionDefaults(
         idempotency_key=KeySpec(pointers=("/event_id",), body_hash_fallback=True),
-        event_type_pointer="/event/type",
+        # Events API callbacks, then slash commands, then the url_verification handshake.
+        event_type_pointer=("/event/type", "/command", "/type"),
         subject_pointer="/event/user",
         # Unix seconds.
         occurred_at_pointer="/event_time",

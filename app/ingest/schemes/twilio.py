@@ -102,6 +102,8 @@ class TwilioScheme(SchemeBase):
     name = "twilio"
     defaults = ExtractionDefaults(
         idempotency_key=KeySpec(headers=(IDEMPOTENCY_HEADER,), body_hash_fallback=True),
+        # Messaging status callbacks, voice status callbacks, then incoming messages.
+        event_type_pointer=("/MessageStatus", "/CallStatus", "/SmsStatus"),
         occurred_at_pointer=None,
     )
     options_model = TwilioOptions
