@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    ingest_batch_max_rows: int = Field(
+        default=128, ge=1, description="Maximum deliveries stored by one multi-row insert and commit."
+    )
+    ingest_max_pending: int = Field(
+        default=512,
+        ge=1,
+        description="Maximum deliveries in progress per process; more get 503 ingest_overloaded with Retry-After.",
+    )
+    ingest_flushers: int = Field(
+        default=0,
+        ge=0,
+        description="Concurrent batch transactions per process; 0 picks 1 on SQLite and 2 on other databases.",
+    )
 
     @field_validator("log_format")
     @classmethod

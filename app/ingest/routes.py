@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
-from app.db.errors import storage_errors
 from app.db.models import Origin
 from app.errors import HookledgerError, NotFoundError, problem_response
 from app.ingest.body import decode_content_encoding, parse_body, read_capped_body
@@ -19,11 +20,38 @@ from app.ingest.extract import (
     extract_subject,
     resolve_idempotency_key,
 )
+from app.ingest.batcher import IngestBatcher
 from app.ingest.schemes.base import Delivery, VerificationError, body_sha256
-from app.ingest.service import store_event
 from app.state import AppState
 
-router = APIRouter(tags=["ingest"])
+BATCHER_KEY = "app.ingest.batcher"
+
+
+@asynccontextmanager
+async def batcher_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the group-commit batcher while the application runs; flush what is queued on shutdown."""
+    state: AppState = app.state.hookledger
+    settings = state.settings
+    flushers = settings.ingest_flushers or (1 if state.database.dialect == "sqlite" else 2)
+    batcher = IngestBatcher(
+        state.database,
+        max_batch_rows=settings.ingest_batch_max_rows,
+        max_pending=settings.ingest_max_pending,
+        flushers=flushers,
+        retry_after_seconds=settings.retry_after_seconds,
+    )
+    batcher.start()
+    state.extensions[BATCHER_KEY] = batcher
+    try:
+        yield
+    finally:
+        await batcher.close()
+        state.extensions.pop(BATCHER_KEY, None)
+
+
+# FastAPI runs an included router's lifespan inside the application's, so the
+# batcher starts after the database and stops before it.
+router = APIRouter(tags=["ingest"], lifespan=batcher_lifespan)
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, str]] = {
     400: {"description": "Missing header or malformed payload (problem+json)."},
@@ -33,7 +61,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, str]] = {
     413: {"description": "Body larger than the source's cap (problem+json)."},
     415: {"description": "Unsupported Content-Encoding (problem+json)."},
     422: {"description": "The event lacks a field or a field is invalid (problem+json)."},
-    503: {"description": "Storage unavailable; retry after the Retry-After seconds (problem+json)."},
+    503: {
+        "description": "Storage unavailable, or too many deliveries in progress (ingest_overloaded); "
+        "retry after the Retry-After seconds (problem+json)."
+    },
 }
 
 
@@ -55,7 +86,9 @@ async def receive_hook(source: str, request: Request) -> Response:
                 "file or post to a configured source.",
                 code="unknown_source",
             )
-        result = await _ingest(state, configured, request)
+        batcher: IngestBatcher = state.extensions[BATCHER_KEY]
+        with batcher.admission():
+            result = await _ingest(state, batcher, configured, request)
     except (HookledgerError, VerificationError) as exc:
         state.ingest_metrics.deliveries.labels(metric_source, exc.code).inc()
         state.ingest_metrics.latency.labels(metric_source).observe(time.perf_counter() - started)
@@ -67,7 +100,7 @@ async def receive_hook(source: str, request: Request) -> Response:
     )
 
 
-async def _ingest(state: AppState, source, request: Request):  # type: ignore[no-untyped-def]
+async def _ingest(state: AppState, batcher: IngestBatcher, source, request: Request):  # type: ignore[no-untyped-def]
     limit = source.max_body_bytes or state.settings.max_body_bytes
     raw = await read_capped_body(request, limit)
     body = decode_content_encoding(
@@ -89,17 +122,14 @@ async def _ingest(state: AppState, source, request: Request):  # type: ignore[no
         subject=extract_subject(payload, source.subject_pointer),
         occurred_at=extract_occurred_at(payload, source.occurred_at_pointer, verified.signed_at or now),
     )
-    async with storage_errors(state.settings.retry_after_seconds, source=source.name):
-        async with state.database.transaction() as session:
-            result = await store_event(
-                session,
-                source=source.name,
-                event=event,
-                payload=payload,
-                body_hash=body_sha256(body),
-                origin=Origin.PUSH,
-                received_at=now,
-            )
+    return await batcher.store(
+        source=source.name,
+        event=event,
+        payload=payload,
+        body_hash=body_sha256(body),
+        origin=Origin.PUSH,
+        received_at=now,
+    )
     return result
 
 

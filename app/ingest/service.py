@@ -60,14 +60,7 @@ async def store_event(
         }
     )
     if event_id is not None:
-        log.info(
-            "ingest.event_stored",
-            source=source,
-            idempotency_key=event.idempotency_key,
-            event_type=event.event_type,
-            event_id=event_id,
-            origin=origin,
-        )
+        log_stored(source, event, event_id, origin)
         return IngestResult("accepted", event_id)
 
     existing = await repository.get_by_key(source, event.idempotency_key)
@@ -79,6 +72,18 @@ async def store_event(
             code="concurrent_update",
         )
     return classify_existing(source, event.idempotency_key, existing.id, existing.body_sha256, existing.origin, body_hash)
+
+
+def log_stored(source: str, event: ExtractedEvent, event_id: int, origin: str) -> None:
+    """Log one newly stored event."""
+    log.info(
+        "ingest.event_stored",
+        source=source,
+        idempotency_key=event.idempotency_key,
+        event_type=event.event_type,
+        event_id=event_id,
+        origin=origin,
+    )
 
 
 def classify_existing(
