@@ -1,8 +1,8 @@
 """The TOML configuration file: sources now, log mappings and metrics beside them.
 
 Secrets never appear in the file. Each source names the environment variables
-that hold its secrets (`secrets_env`, several for rotation); a missing or empty
-variable stops startup with a message that names it.
+that contain its secrets (`secrets_env`, several for rotation). A missing or
+empty variable stops startup with a message that names it.
 """
 
 from __future__ import annotations

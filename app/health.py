@@ -22,7 +22,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="Readiness: database reachable and schema current")
 async def readyz(request: Request) -> Response:
-    """Report 200 when the database answers and its schema is at the newest migration, else 503."""
+    """Return 200 when the database responds and its schema is at the newest migration, else 503."""
     state: AppState = request.app.state.hookledger
     retry = {"Retry-After": str(state.settings.retry_after_seconds)}
     try:

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(default=None, description="Static bearer token with every admin scope.")
     log_level: str = "info"
     log_format: str = Field(default="auto", description="json, console, or auto (JSON unless stdout is a TTY).")
-    retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After sent with 503 answers.")
+    retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After seconds sent with 503 responses.")
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)

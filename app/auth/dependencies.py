@@ -22,7 +22,7 @@ ALL_SCOPES = frozenset({"metrics:read", "metrics:write", "reconcile:run"})
 
 @dataclass(frozen=True)
 class Principal:
-    """Who made an admin request and what it may do."""
+    """The caller of an admin request and the scopes it holds."""
 
     subject: str
     scopes: frozenset[str]

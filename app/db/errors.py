@@ -36,7 +36,7 @@ def is_outage(exc: BaseException) -> bool:
 
 @asynccontextmanager
 async def storage_errors(retry_after_seconds: int, **context: object) -> AsyncIterator[None]:
-    """Map database outages inside the block to a 503 that tells the sender when to retry."""
+    """Map database outages inside the block to a 503 whose Retry-After sets when the sender retries."""
     try:
         yield
     except Exception as exc:

@@ -65,7 +65,7 @@ class SchemaState:
 
 
 async def schema_state(engine: AsyncEngine) -> SchemaState:
-    """Return the database's revision and the newest revision this code knows."""
+    """Return the database's revision and the newest revision in this code's migrations."""
     script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
     head = script.get_current_head()
     async with engine.connect() as connection:
