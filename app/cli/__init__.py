@@ -16,6 +16,7 @@ app = typer.Typer(
 from app.cli import serve as _serve  # noqa: E402,F401
 from app.cli import verify as _verify  # noqa: E402,F401
 from app.cli import demo as _demo  # noqa: E402,F401
+from app.cli import reconcile as _reconcile  # noqa: E402,F401
 
 
 def main() -> None:
