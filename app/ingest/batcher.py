@@ -189,6 +189,8 @@ class IngestBatcher:
         self._queue: deque[PendingEvent] = deque()
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # One kept autocommit connection per flusher (PostgreSQL only), opened on first use.
+        self._connections: list[AsyncConnection | None] = [None] * flushers
         self._admitted = 0
         self._closing = False
         self.batches_flushed = 0
@@ -209,7 +211,7 @@ class IngestBatcher:
         if self._tasks:
             return
         self._tasks = [
-            asyncio.create_task(self._run_flusher(), name=f"ingest-flusher-{index}") for index in range(self.flushers)
+            asyncio.create_task(self._run_flusher(index), name=f"ingest-flusher-{index}") for index in range(self.flushers)
         ]
         log.info(
             "ingest.batcher_started",
@@ -286,8 +288,7 @@ class IngestBatcher:
         while self._queue:
             self._queue.popleft().resolve(error)
 
-    async def _run_flusher(self) -> None:
-        connection: AsyncConnection | None = None
+    async def _run_flusher(self, index: int) -> None:
         try:
             while True:
                 if not self._queue:
@@ -301,7 +302,7 @@ class IngestBatcher:
                 self.batches_flushed += 1
                 self.rows_flushed += count
                 try:
-                    connection = await self._flush(batch, connection)
+                    await self._flush(index, batch)
                 except BaseException as exc:
                     # A cancelled flusher (or a bug) must not leave waiters hanging.
                     error = exc if isinstance(exc, Exception) else self._shutting_down_error()
@@ -311,38 +312,31 @@ class IngestBatcher:
                         raise
                     log.exception("ingest.batch_failed", rows=len(batch))
         finally:
-            if connection is not None:
-                await _discard(connection, invalidate=False)
+            await self._release_connection(index, invalidate=False)
 
-    async def _flush(self, batch: list[PendingEvent], connection: AsyncConnection | None) -> AsyncConnection | None:
+    async def _flush(self, index: int, batch: list[PendingEvent]) -> None:
         """Store one batch; on a non-outage failure store its rows one by one.
 
         On PostgreSQL each flusher keeps one connection in autocommit mode, so a
         batch costs one round trip (the insert, which commits on its own) plus a
-        lookup when keys already existed. Returns the connection to reuse.
+        lookup when keys already existed.
         """
-        dialect = self.database.dialect
         try:
-            if dialect == "postgresql":
-                if connection is None:
-                    connection = await self.database.engine.connect()
-                    await connection.execution_options(isolation_level="AUTOCOMMIT")
-                outcomes = await store_batch(BatchRepository(connection, dialect), batch)
+            if self.database.dialect == "postgresql":
+                outcomes = await self._store_on_connection(index, batch)
             else:
                 async with self.database.transaction() as session:
-                    outcomes = await store_batch(BatchRepository(session, dialect), batch)
+                    outcomes = await store_batch(BatchRepository(session, self.database.dialect), batch)
         except Exception as exc:
             if is_outage(exc):
-                if connection is not None:
-                    await _discard(connection, invalidate=True)
-                    connection = None
+                await self._release_connection(index, invalidate=True)
                 error = self._outage_error(exc, batch)
                 for pending in batch:
                     pending.resolve(error)
-                return connection
+                return
             if len(batch) == 1:
                 batch[0].resolve(exc)
-                return connection
+                return
             log.warning(
                 "ingest.batch_retried_per_row",
                 rows=len(batch),
@@ -350,12 +344,48 @@ class IngestBatcher:
             )
             for pending in batch:
                 await self._flush_one(pending)
-            return connection
+            return
         for pending, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, IngestResult) and outcome.status == "accepted":
                 log_stored(pending.source, pending.event, outcome.event_id, pending.origin)
             pending.resolve(outcome)
-        return connection
+
+    async def _store_on_connection(self, index: int, batch: list[PendingEvent]) -> list[IngestResult | HookledgerError]:
+        """Store a batch on the flusher's autocommit connection, opening one when needed.
+
+        A kept connection may have died since the last batch (a database
+        restart, a dropped proxy), so an outage on a reused connection is
+        retried once on a new one. The retry is safe: rows that the first
+        attempt committed come back as duplicates of themselves.
+        """
+        reused = self._connections[index] is not None
+        while True:
+            connection = self._connections[index]
+            if connection is None:
+                connection = await self.database.engine.connect()
+                self._connections[index] = connection
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                return await store_batch(BatchRepository(connection, "postgresql"), batch)
+            except Exception as exc:
+                if not (reused and is_outage(exc)):
+                    raise
+                log.info("ingest.connection_replaced", error=f"{type(exc).__name__}: {exc}"[:200])
+                await self._release_connection(index, invalidate=True)
+                reused = False
+
+    async def _release_connection(self, index: int, *, invalidate: bool) -> None:
+        """Close a flusher's kept connection; an invalidated one is not returned to the pool."""
+        connection = self._connections[index]
+        if connection is None:
+            return
+        self._connections[index] = None
+        try:
+            if invalidate:
+                await connection.invalidate()
+            await connection.close()
+        except Exception as exc:
+            log.warning("ingest.connection_close_failed", error=f"{type(exc).__name__}: {exc}"[:500])
 
     async def _flush_one(self, pending: PendingEvent) -> None:
         try:
@@ -389,16 +419,6 @@ class IngestBatcher:
         )
         error.__cause__ = exc
         return error
-
-
-async def _discard(connection: AsyncConnection, *, invalidate: bool) -> None:
-    """Close a flusher's connection; an invalidated one is not returned to the pool."""
-    try:
-        if invalidate:
-            await connection.invalidate()
-        await connection.close()
-    except Exception as exc:
-        log.warning("ingest.connection_close_failed", error=f"{type(exc).__name__}: {exc}"[:500])
 
 
 async def store_batch(
