@@ -11,7 +11,8 @@ unnecessary), never the whole window.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,10 +22,9 @@ from app.reconciliation.config import SourceReconciliation
 from app.reconciliation.engines.base import LogRecord
 from app.reconciliation.errors import LogOrderError
 from app.reconciliation.matching import MatchRules, Occurrence, match_occurrences
-from app.reconciliation.repository import LedgerRepository, PageCursor, PushedRow
+from app.reconciliation.repository import LedgerRepository, PushedRow
 from app.reconciliation.windows import Window
 
-PUSH_PAGE_ROWS = 2000
 # Unmatched pushes named in the run's log line; the run record keeps only their count.
 REPORTED_PUSH_IDS = 20
 
@@ -45,10 +45,11 @@ class Plan:
 
 
 class PushStream:
-    """Pushed and API events of one source and time range, read in keyset pages.
+    """Pushed and API events of one source and time range, in the log query's order.
 
-    Each page is read in its own short transaction, so no cursor stays open
-    while the log query runs.
+    The rows come from one server-side cursor in a read-only transaction that
+    opens on the first read and stays open until `close`, which the planner's
+    caller must await.
     """
 
     def __init__(self, database: Database, source: str, start: datetime, end: datetime) -> None:
@@ -57,26 +58,25 @@ class PushStream:
         self._start = start
         self._end = end
         self._buffer: deque[PushedRow] = deque()
-        self._cursor: PageCursor | None = None
+        self._resources = AsyncExitStack()
+        self._chunks: AsyncIterator[list[PushedRow]] | None = None
         self._exhausted = False
 
     async def _fill(self) -> bool:
-        """Read the next page when the buffer is empty; return whether a row is available."""
-        if self._buffer:
-            return True
-        if self._exhausted:
-            return False
-        async with self._database.transaction() as session:
-            page = await LedgerRepository(session).pushed_page(
-                self._source, self._start, self._end, after=self._cursor, limit=PUSH_PAGE_ROWS
-            )
-        if len(page) < PUSH_PAGE_ROWS:
-            self._exhausted = True
-        if page:
-            last = page[-1]
-            self._cursor = (last.subject_key, last.occurred_at, last.id)
-            self._buffer.extend(page)
+        """Read the next chunk when the buffer is empty; return whether a row is available."""
+        while not self._buffer and not self._exhausted:
+            if self._chunks is None:
+                session = await self._resources.enter_async_context(self._database.transaction())
+                self._chunks = LedgerRepository(session).stream_pushed(self._source, self._start, self._end)
+            chunk = await anext(self._chunks, None)
+            if chunk is None:
+                self._exhausted = True
+            else:
+                self._buffer.extend(chunk)
         return bool(self._buffer)
+
+    async def close(self) -> None:
+        await self._resources.aclose()
 
     async def take(self, subject_key: str) -> tuple[list[PushedRow], list[PushedRow]]:
         """Return the rows of `subject_key`, and the rows of earlier subjects skipped on the way."""
@@ -93,7 +93,7 @@ class PushStream:
         return taken, skipped
 
     async def rest(self) -> list[PushedRow]:
-        """Return one page-sized chunk of the remaining rows; an empty list at the end."""
+        """Return a chunk of the remaining rows; an empty list at the end."""
         if not await self._fill():
             return []
         chunk = list(self._buffer)

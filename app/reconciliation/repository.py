@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,8 @@ class RunStatus:
 # Rows per INSERT or DELETE statement. 500 rows of 12 columns stay below the
 # bind-parameter limits of SQLite (32766 since 3.32) and asyncpg (32767).
 BATCH_ROWS = 500
+# Rows fetched per round trip when streaming pushed events.
+STREAM_CHUNK_ROWS = 2000
 
 
 def advisory_lock_key(source: str, window: Window) -> int:
@@ -165,10 +167,6 @@ class PushedRow:
         return self.subject or ""
 
 
-# Keyset position of a page: (subject or "", occurred_at, id) of the last row read.
-PageCursor = tuple[str, datetime, int]
-
-
 class LedgerRepository:
     """The ledger rows that one reconciliation run reads, inserts and retracts."""
 
@@ -185,10 +183,8 @@ class LedgerRepository:
         key = func.coalesce(Event.subject, "")
         return key.collate("C") if self.dialect == "postgresql" else key
 
-    async def pushed_page(
-        self, source: str, start: datetime, end: datetime, *, after: PageCursor | None, limit: int
-    ) -> list[PushedRow]:
-        """Return up to `limit` push and API events with `start <= occurred_at < end` after `after`.
+    async def stream_pushed(self, source: str, start: datetime, end: datetime) -> AsyncIterator[list[PushedRow]]:
+        """Yield push and API events with `start <= occurred_at < end` in chunks, from one server-side cursor.
 
         Rows come ordered by (subject or "", occurred_at, id), the order of the
         log query, so the caller can merge-join the two streams.
@@ -203,19 +199,10 @@ class LedgerRepository:
                 Event.occurred_at < end,
             )
             .order_by(subject_key, Event.occurred_at, Event.id)
-            .limit(limit)
         )
-        if after is not None:
-            last_subject, last_time, last_id = after
-            statement = statement.where(
-                or_(
-                    subject_key > last_subject,
-                    and_(subject_key == last_subject, Event.occurred_at > last_time),
-                    and_(subject_key == last_subject, Event.occurred_at == last_time, Event.id > last_id),
-                )
-            )
-        rows = (await self.session.execute(statement)).all()
-        return [PushedRow(*row) for row in rows]
+        result = await self.session.stream(statement)
+        async for chunk in result.partitions(STREAM_CHUNK_ROWS):
+            yield [PushedRow(*row) for row in chunk]
 
     async def reconciled_log_ids(self, source: str, window: Window) -> set[str]:
         """Return the log record ids of the reconciliation rows of `source` dated inside `window`."""
@@ -237,19 +224,21 @@ class LedgerRepository:
         return present
 
     async def insert_absent(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert ledger rows in batches, skipping existing (source, idempotency_key); return how many were new."""
-        inserted = 0
+        """Insert ledger rows, skipping existing (source, idempotency_key); return how many were new.
+
+        One statement runs with many parameter sets; SQLAlchemy batches it
+        into multi-row INSERTs ("insertmanyvalues") on both databases.
+        """
+        if not rows:
+            return 0
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        for offset in range(0, len(rows), BATCH_ROWS):
-            batch = list(rows[offset : offset + BATCH_ROWS])
-            statement = (
-                dialect_insert(Event)
-                .values(batch)
-                .on_conflict_do_nothing(index_elements=[Event.source, Event.idempotency_key])
-                .returning(Event.id)
-            )
-            inserted += len((await self.session.execute(statement)).all())
-        return inserted
+        statement = (
+            dialect_insert(Event)
+            .on_conflict_do_nothing(index_elements=[Event.source, Event.idempotency_key])
+            .returning(Event.id)
+        )
+        result = await self.session.execute(statement, list(rows))
+        return len(result.all())
 
     async def retract(self, source: str, idempotency_keys: Sequence[str]) -> int:
         """Delete reconciliation rows of `source` with these keys, in batches; return how many were deleted."""

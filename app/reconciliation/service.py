@@ -3,8 +3,8 @@
 A run has two phases:
 
 1. Plan, with no write lock held: the log query runs in a worker thread and
-   its batches are merge-joined with the window's pushed events, read in short
-   transactions (see `planner`).
+   its batches are merge-joined with the window's pushed events, read through
+   one cursor in a read-only transaction (see `planner`).
 2. Write, in one transaction: check the lease, insert the gaps with
    `ON CONFLICT DO NOTHING`, retract reconciliation rows whose log record now
    has a pushed twin, and close the run record.
@@ -319,16 +319,19 @@ class Reconciler:
             else KeyPlanner(self.database, settings.source, pushes)
         )
 
-        result = await asyncio.to_thread(engine.query_logs, query)
-        batches: Iterator[list[LogRecord]] = result.batches()
-        scanned = 0
-        while (batch := await asyncio.to_thread(next, batches, None)) is not None:
-            lease.raise_if_lost()
-            scanned += len(batch)
-            await planner.add(batch)
-            if progress is not None:
-                progress(scanned)
-        plan = await planner.finish()
+        try:
+            result = await asyncio.to_thread(engine.query_logs, query)
+            batches: Iterator[list[LogRecord]] = result.batches()
+            scanned = 0
+            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+                lease.raise_if_lost()
+                scanned += len(batch)
+                await planner.add(batch)
+                if progress is not None:
+                    progress(scanned)
+            plan = await planner.finish()
+        finally:
+            await pushes.close()
         result.stats.rows = max(result.stats.rows, scanned)
         return result.stats, plan
 
