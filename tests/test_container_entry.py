@@ -1,11 +1,11 @@
 """The container image's entry command, run from a wheel in a clean virtualenv, and the Dockerfile.
 
 No Docker engine runs on the development machines, so the image itself is not
-built here. Instead the slow test below does what the image does: it builds a
-wheel from the files the builder stage copies, installs it with its
-dependencies into a new virtualenv (as the final stage does, minus the
-wheelhouse), copies `migrations/` where the Dockerfile's ENV points, and runs
-the Dockerfile's ENTRYPOINT and CMD from outside the source tree. The other
+built here. Instead the slow test below repeats the image's steps. It builds a
+wheel from the files the builder stage copies and installs it with its
+dependencies into a new virtualenv, as the final stage does. It copies
+`migrations/` to where the Dockerfile's ENV points, and runs the Dockerfile's
+ENTRYPOINT and CMD from outside the source tree. The other
 tests parse the Dockerfile so that what is run here is what the image runs.
 
 The install downloads the dependencies from the package index unless pip's
@@ -200,7 +200,8 @@ def test_compose_migrates_before_serving() -> None:
     assert services["hookledger"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     for name in ("migrate", "hookledger"):
         url = services[name]["environment"]["HOOKLEDGER_DATABASE_URL"]
-        assert url.startswith("postgresql+asyncpg://") and "@postgres:5432/" in url
+        assert url.startswith("postgresql+asyncpg://")
+        assert "@postgres:5432/" in url
 
 
 # --- the entry command from a wheel ---------------------------------------------------------
@@ -261,7 +262,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory, builder: Stage, final: S
 
 
 def test_entry_command_serves_from_wheel(installed: Installed, final: Stage) -> None:
-    """ENTRYPOINT + CMD from an installed wheel answer /healthz and /readyz, and the HEALTHCHECK passes.
+    """ENTRYPOINT + CMD from an installed wheel return 200 on /healthz and /readyz, and the HEALTHCHECK passes.
 
     Slow: the `installed` fixture builds the wheel and installs its dependencies first.
     """

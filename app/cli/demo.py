@@ -39,7 +39,7 @@ def demo_command(
         None, "--data-dir", help="Keep the ledger, logs and configuration here (default: a temporary directory)."
     ),
     day: str | None = typer.Option(
-        None, "--day", help="UTC day to simulate, YYYY-MM-DD (default: the day before yesterday's settled window)."
+        None, "--day", help="UTC day to simulate, YYYY-MM-DD (default: two days ago, three before 01:00 UTC, so that it and the next day are settled windows)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object on stdout."),
     python_action: bool = typer.Option(

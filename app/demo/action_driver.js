@@ -8,7 +8,8 @@
  * line the driver calls the Action's `onExecutePostLogin(event, api)` and
  * writes one JSON line to stdout: {"index", "lines", "api_calls", "ms"}.
  * `lines` holds what the Action logged and `api_calls` the `api` methods it
- * called, which must stay empty because the Action never blocks a login.
+ * called. The demo checks that `api_calls` is empty, because the Action must
+ * never block a login.
  * At most <concurrency> executions run at once.
  *
  * The logins belong to a past day, so each execution runs on a clock that

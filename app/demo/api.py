@@ -12,7 +12,7 @@ RUN_DONE = frozenset({"succeeded", "failed"})
 
 
 class DemoApiError(RuntimeError):
-    """The service answered an admin call with an error, or a run did not finish in time."""
+    """An admin call returned an error status, or a run did not finish in time."""
 
 
 def iso(moment: datetime) -> str:

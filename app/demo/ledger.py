@@ -1,6 +1,6 @@
 """Read the demo's SQLite ledger directly, to compare it with the generator's truth.
 
-The metric API shows the totals a user sees. The truth check needs every
+The metric API returns the totals that users read. The truth check needs every
 subject of every day, so it reads the `events` table itself, read-only.
 SQLite stores `occurred_at` as naive UTC text `YYYY-MM-DD HH:MM:SS.ffffff`,
 so its first ten characters are the UTC day.

@@ -13,7 +13,7 @@ Two pushers produce the same `PushOutcome`s:
 Each login's fate comes from the generator. A delivered push goes to the
 service. A push lost because the service was down goes to a closed port, so
 the connection is refused and the one retry fails too. A push lost to a
-timeout goes to a listener that accepts connections and never answers, with a
+timeout goes to a listener that accepts connections and never responds, with a
 short budget, so the budget runs out.
 """
 
@@ -57,7 +57,7 @@ LINE_FIELD = re.compile(r"(?P<key>[a-z_]+)=(?P<value>\S+)")
 class PushOutcome:
     """What one Action execution did: the log line it wrote, parsed.
 
-    `delivered` is True when the service answered 2xx; `result` is the
+    `delivered` is True when the service returned 2xx; `result` is the
     service's `status` member then (`accepted` or `duplicate`). `problem`
     describes a failed push (`status=503`, `timed_out`, `network_error=...`).
     """
@@ -74,7 +74,7 @@ class PushOutcome:
 
 @dataclass(frozen=True)
 class PushTargets:
-    """Where pushes go: the service, a closed port and a listener that never answers."""
+    """Where pushes go: the service, a closed port and a listener that never responds."""
 
     service_url: str
     refused_url: str
@@ -183,7 +183,9 @@ class NodeActionPusher:
         process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        assert process.stdin is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
         writer = threading.Thread(target=self._write_events, args=(process.stdin, logins, targets, secret))
         writer.start()
         outcomes: dict[int, PushOutcome] = {}

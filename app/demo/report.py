@@ -41,7 +41,7 @@ class Check:
 
 @dataclass(frozen=True)
 class KindTruth:
-    """What the generator says happened to the executions of one kind."""
+    """Counts of one kind's executions, by the fate the generator gave them."""
 
     executions: int
     pushed: int
@@ -141,7 +141,7 @@ def ledger_checks(traffic: Traffic, truths: Mapping[str, KindTruth], snapshot: L
 
 
 def _pairs_check(name: str, expected: Mapping[tuple[str, date], int], actual: Mapping[tuple[str, date], int]) -> Check:
-    """One check over every (user, day): the number of pairs whose count differs, expected 0."""
+    """Count the (user, day) pairs whose count differs from the truth; the check expects 0."""
     differing = sorted(
         (key for key in set(expected) | set(actual) if expected.get(key, 0) != actual.get(key, 0)),
         key=lambda key: (key[1], key[0]),

@@ -51,12 +51,12 @@ Progress = Callable[[str], None]
 
 
 class DemoSetupError(ValueError):
-    """The demo cannot start with these options; the message says which one to change."""
+    """The demo cannot start with these options; the message names the option to change."""
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What `hookledger demo` simulates and where it keeps its files."""
+    """Options of `hookledger demo`: the simulated day, the Action runtime and the data directory."""
 
     users: int = 300
     loss: float = 0.05

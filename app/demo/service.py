@@ -181,7 +181,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str, paths: De
             pass
         if time.monotonic() > deadline:
             raise ServiceStartError(
-                f"hookledger serve did not answer /readyz with 200 within {seconds:.0f} s:\n" + _tail(paths.server_log)
+                f"hookledger serve did not return 200 on /readyz within {seconds:.0f} s:\n" + _tail(paths.server_log)
             )
         time.sleep(0.1)
 

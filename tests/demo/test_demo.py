@@ -20,9 +20,10 @@ from app.demo.report import kind_truth, ledger_checks, push_checks
 from app.demo.runner import check_day, default_day
 from app.demo.traffic import KINDS, Traffic, generate_day
 
-# 40 users, seed 51 and 20% loss give a day with duplicated log records of
-# delivered pushes, logins abandoned at MFA, a delivered push whose log record
-# falls on the next day, and a lost push that only the next day's window fills.
+# 40 users, seed 51 and 20% loss give a day with every case the checks need.
+# It has duplicated log records of delivered pushes and logins abandoned at MFA.
+# One delivered push has its log record on the next day, and one lost push is
+# filled only by the next day's window.
 USERS = 40
 SEED = 51
 LOSS = 0.2
@@ -83,7 +84,7 @@ def test_demo_json_counts_equal_truth(json_run: tuple[Result, dict[str, Any]]) -
 
 
 def test_demo_text_with_python_port() -> None:
-    """With --python-action the report says so, and still matches the truth."""
+    """With --python-action the report names the Python port, and still matches the truth."""
     result = invoke("--python-action")
 
     assert result.exit_code == 0, result.stdout + result.stderr
@@ -234,7 +235,7 @@ def test_ledger_checks_name_one_extra_login() -> None:
     assert f"{subject} on {day}" in failed[0].detail
 
 
-def test_push_checks_name_a_push_with_the_wrong_fate() -> None:
+def test_push_checks_wrong_fate() -> None:
     traffic = generate_day(date(2026, 12, 2), USERS, SEED, loss=LOSS)
     outcomes = [
         PushOutcome(index, login.pushed, None, "accepted" if login.pushed else None, None, 1, "line")
