@@ -46,7 +46,7 @@ class _AuthTable(BaseModel):
 
 @dataclass(frozen=True)
 class JwtConfig:
-    """Where tokens come from and whom they are for."""
+    """Issuer, audience and JWKS settings of the accepted access tokens."""
 
     issuer: str
     audience: str
@@ -146,7 +146,7 @@ def _parse_static_token(name: str, body: Any, environ: Mapping[str, str]) -> Sta
         raise ConfigError(f"[auth.tokens.{name}] token variable {settings.token_env} is empty; set it to a random token.")
     if len(value) < MIN_STATIC_TOKEN_LENGTH:
         raise ConfigError(
-            f"[auth.tokens.{name}] token variable {settings.token_env} holds {len(value)} characters; use at least "
+            f"[auth.tokens.{name}] token variable {settings.token_env} contains {len(value)} characters; use at least "
             f"{MIN_STATIC_TOKEN_LENGTH} random characters (for example: openssl rand -hex 32)."
         )
     return StaticToken(name=name, token=value.encode(), scopes=frozenset(settings.scopes))

@@ -2,7 +2,7 @@
 
 `joserfc.jwt.decode` checks only the signature and the JSON, so the claims are
 validated afterwards with `JWTClaimsRegistry`. The algorithm is checked from
-the header before any key is looked up: HS256 would let anyone who knows a
+the header before any key is looked up: HS256 would let anyone with a
 public key forge tokens, and `none` has no signature at all.
 """
 
@@ -36,7 +36,7 @@ def looks_like_jwt(token: str) -> bool:
 
 
 class JwtVerifier:
-    """Turns a valid access token into a principal; raises a 401 that says why otherwise."""
+    """Verifier that turns a valid access token into a principal, or raises a 401 with the reason."""
 
     def __init__(self, config: JwtConfig, jwks: JwksCache, clock: Clock) -> None:
         self.config = config

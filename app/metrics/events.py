@@ -5,7 +5,7 @@ still stored. Each item's body hash is the SHA-256 of the canonical JSON of its
 normalized fields (sorted keys, no whitespace, `occurred_at` in UTC), so a
 replay that writes the time with another offset is still a duplicate.
 
-The request's one transaction holds every item. An idempotency conflict raises
+All items are written in the request's one transaction. An idempotency conflict raises
 no database error (the insert did nothing), so it is classified without a
 savepoint and cannot roll back the other items.
 """

@@ -2,16 +2,16 @@
 
 Bucket expressions per dialect:
 
-- PostgreSQL: `date_trunc(unit, occurred_at AT TIME ZONE 'UTC')`; `week` truncates to
-  Monday 00:00, as ISO weeks do.
+- PostgreSQL: `date_bin(stride, occurred_at, Monday 2001-01-01 00:00 UTC)` for hours, days
+  and ISO weeks, and `date_trunc('month', occurred_at AT TIME ZONE 'UTC')` for months.
 - SQLite: `occurred_at` is naive UTC text `YYYY-MM-DD HH:MM:SS.ffffff`. The text is cut to
   whole seconds before `strftime`/`datetime`, because SQLite rounds fractions to
   milliseconds and would move 23:59:59.9999995 into the next day. The week start is
   `datetime(t, 'weekday 0', '-6 days', 'start of day')`: forward to Sunday (or stay on
   it), then back to that ISO week's Monday.
 
-The WHERE clause matches the index `(source, event_type, occurred_at, origin)`, so a
-series without payload filters is answered from the index alone on PostgreSQL once
+The WHERE clause matches the index `(source, event_type, occurred_at, origin)`, so PostgreSQL
+reads a series without payload filters from the index alone on PostgreSQL once
 the table is vacuumed.
 """
 
@@ -30,6 +30,15 @@ from sqlalchemy.types import Text
 from app.db.models import Event
 from app.metrics.definitions import MetricDefinition, PayloadFilter
 from app.metrics.intervals import Interval
+
+# date_bin (PostgreSQL 14+) is integer arithmetic on timestamptz, measurably cheaper per row than
+# date_trunc after a time zone conversion. The origin is a Monday midnight UTC, so weekly bins are ISO weeks.
+_PG_STRIDES = {
+    Interval.HOUR: "interval '1 hour'",
+    Interval.DAY: "interval '1 day'",
+    Interval.WEEK: "interval '7 days'",
+}
+_PG_BIN_ORIGIN = "timestamptz '2001-01-01 00:00:00+00'"
 
 _SQLITE_FORMATS = {
     Interval.HOUR: "%Y-%m-%d %H:00:00",
@@ -50,7 +59,7 @@ class BucketCount:
 
 @dataclass(frozen=True)
 class SeriesWindow:
-    """What a series counts: a metric over [start, end), optionally for one subject."""
+    """The metric, half-open range [start, end), interval and optional subject of one series."""
 
     definition: MetricDefinition
     start: datetime
@@ -125,8 +134,10 @@ class MetricRepository:
         # The unit and format are literal SQL (from a closed enum), so the SELECT and GROUP BY
         # expressions are textually identical; PostgreSQL would not match two bind parameters.
         if self.dialect == "postgresql":
-            utc_time = func.timezone(literal_column("'UTC'"), Event.occurred_at)
-            return func.date_trunc(literal_column(f"'{interval.value}'"), utc_time)
+            if interval is Interval.MONTH:
+                utc_time = func.timezone(literal_column("'UTC'"), Event.occurred_at)
+                return func.date_trunc(literal_column("'month'"), utc_time)
+            return func.date_bin(literal_column(_PG_STRIDES[interval]), Event.occurred_at, literal_column(_PG_BIN_ORIGIN))
         seconds = func.substr(Event.occurred_at, 1, 19)
         if interval is Interval.WEEK:
             return func.datetime(

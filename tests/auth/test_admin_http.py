@@ -1,4 +1,4 @@
-"""Admin authentication over HTTP: static TOML tokens, Auth0 JWTs, 401/403 answers and counters."""
+"""Admin authentication over HTTP: static TOML tokens, Auth0 JWTs, 401/403 responses and counters."""
 
 from __future__ import annotations
 
