@@ -93,7 +93,7 @@ class _ReconciliationTable(BaseModel):
 
 @dataclass(frozen=True)
 class SourceReconciliation:
-    """How one source is reconciled: its log mapping, strategy, window and matching bounds."""
+    """Reconciliation settings of one source: its log mapping, strategy, window and matching bounds."""
 
     source: str
     mapping: LogMapping

@@ -9,7 +9,7 @@ Exception tree::
     └── UnprocessableError
         ├── ReconciliationNotConfiguredError 422 reconciliation_not_configured
         └── InvalidWindowError              422 invalid_window
-    ReconciliationError                     a run failed; recorded on the run, never sent over HTTP
+    ReconciliationError                     a run failed (stored on the run, not sent over HTTP)
     ├── LeaseLostError                      another process took over the run's lease
     └── LogOrderError                       the engine returned records out of subject order
 """

@@ -22,8 +22,8 @@ never breaks a pair made in step 1.
 
 The result depends only on the values of the inputs, not on their order:
 inputs are sorted by (time, id) first, and every choice breaks ties on that
-order. Each log record and each push is used at most once; duplicate ids
-collapse to the earliest occurrence.
+order. Each log record and each push is used at most once, and duplicate ids
+collapse to the earliest occurrence (the tests check both).
 """
 
 from __future__ import annotations
@@ -212,9 +212,9 @@ def _pair_greedily(edges: dict[str, list[tuple[_EdgeRank, str]]], state: _Assign
 def _augment(logs: Sequence[Occurrence], edges: dict[str, list[tuple[_EdgeRank, str]]], state: _Assignment) -> None:
     """Grow the time pairs to a maximum matching with augmenting paths.
 
-    A failed search leaves the matching unchanged, so the pushes it visited
-    cannot lead to an augmenting path either until a search succeeds; the
-    visited set is therefore kept across searches and cleared on success.
+    A failed search leaves the matching unchanged. The pushes it visited
+    cannot lead to an augmenting path until a later search succeeds, so the
+    visited set is kept across searches and cleared on success.
     """
     visited: set[str] = set()
     for log in logs:

@@ -1,8 +1,9 @@
 """Decide what one run writes: merge-join log records with pushed events, subject by subject.
 
 The log query and the ledger read both come ordered by (subject, occurred_at,
-id), with a missing subject sorting first as the empty string, so both streams
-are walked once side by side and only one subject's records are held at a time.
+id), and a missing subject sorts first as the empty string. Both streams are
+therefore walked once side by side, with one subject's records in memory at a
+time.
 What a planner keeps for the write phase is the gaps (log records to insert)
 and the ids of matched log records (to retract rows a late push made
 unnecessary), never the whole window.

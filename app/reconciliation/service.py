@@ -17,7 +17,7 @@ Only one run per source and window is active at a time across processes. The
 run row carries a lease (`lease_owner`, `lease_expires_at`) that the running
 process renews. A claim inserts a running row, which a partial unique index
 allows once per (source, window), or takes over a running row whose lease has
-expired. On PostgreSQL the claim also holds `pg_try_advisory_xact_lock` on the
+expired. On PostgreSQL the claim also takes `pg_try_advisory_xact_lock` on the
 (source, window) pair. On SQLite every write transaction is serialized, and
 each claim step is a single INSERT or conditional UPDATE.
 """

@@ -1,6 +1,6 @@
 """Reconciliation of simulated Auth0 days with the DuckDB engine over Firehose-shaped files.
 
-The traffic generator knows, per user and day, what the ledger must count
+The traffic generator returns, per user and day, what the ledger must count
 once every lost push is filled from the logs. These tests push what reached
 the service, write the log stream to disk as Firehose would, reconcile, and
 compare the ledger with that truth.
@@ -145,10 +145,47 @@ async def test_late_pushes_are_retracted_and_counts_hold(database, traffic, day_
 
 
 async def test_everything_lost_is_filled_from_logs(database, traffic, day_reconciler):
-    """With no push at all the ledger holds one row per logged login, however often it was delivered."""
+    """With no push at all the ledger contains one row per logged login, however often it was delivered."""
     runs = await reconcile_both_days(day_reconciler)
 
     logged = [login for login in traffic.logins if login.log_record is not None]
     assert sum(run.gaps_filled for run in runs) == len(logged)
     assert sum(run.pushes_without_log for run in runs) == 0
     assert runs[0].rows_scanned >= len([login for login in logged if login.logged_at.date() == SIM_DAY])
+
+
+def login_log(log_id: str, user: str, logged_at: datetime) -> dict:
+    return {
+        "log_id": log_id,
+        "date": logged_at.isoformat().replace("+00:00", "Z"),
+        "type": "s",
+        "user_id": user,
+        "client_id": "web",
+        "details": {"transaction_id": f"tx-{log_id}", "session_id": f"s-{log_id}"},
+    }
+
+
+async def test_records_in_next_days_partition_are_read(database, tmp_path):
+    """A record dated 23:50 that reaches Firehose at 00:10 sits under the next day's dt= prefix."""
+    root = tmp_path / "partitions"
+    evening = NEXT_START - timedelta(minutes=10)
+    stream = [
+        (DAY_START + timedelta(hours=9, seconds=1), login_log("90001", "auth0|early", DAY_START + timedelta(hours=9))),
+        (NEXT_START + timedelta(minutes=10), login_log("90002", "auth0|late", evening)),
+    ]
+    summary = write_log_stream(stream, root, buffer_seconds=60)
+    assert sorted(summary.lines_per_partition) == [SIM_DAY, SIM_DAY + timedelta(days=1)]
+    clock = FakeClock(NEXT_START + timedelta(hours=3))
+    reconciler = Reconciler(
+        database, reconciliation_config(root), engine_factory=lambda settings: DuckDBEngine(), clock=clock
+    )
+
+    run = (await reconciler.reconcile("auth0", DAY_START)).run
+
+    assert run.status == "succeeded"
+    assert run.gaps_filled == 2
+    rows = [row for row in await ledger_rows(database) if row.origin == Origin.RECONCILIATION]
+    assert {(row.subject, row.occurred_at) for row in rows} == {
+        ("auth0|early", DAY_START + timedelta(hours=9)),
+        ("auth0|late", evening),
+    }
