@@ -22,8 +22,13 @@ Each delivery gets the answer `store_event` would give it alone:
 Admission is bounded: at most `max_pending` deliveries may be inside the hook
 route at once (queued, being flushed, or still being read and verified).
 Beyond that the route answers 503 `ingest_overloaded` with Retry-After at
-once, before reading the body, so an overloaded process sheds load quickly
-instead of letting every sender time out.
+once, before reading the body, so a slow database cannot make every sender
+time out.
+
+NOTE: the count starts when a delivery reaches the handler. When the process
+is short of CPU, the backlog builds up earlier (socket buffers, the event
+loop's ready queue), so this limit does not fill and senders time out
+instead; scripts/bench/bench_latency.py measures that case.
 """
 
 from __future__ import annotations
