@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import typer
 import uvicorn
@@ -80,13 +79,17 @@ def migrate_command() -> None:
 def serve_command(
     host: str = typer.Option("127.0.0.1", help="Interface to bind; 0.0.0.0 for every interface."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port to listen on."),
-    workers: int = typer.Option(
-        int(os.environ.get("HOOKLEDGER_WORKERS", "1")), min=1, help="Worker processes (HOOKLEDGER_WORKERS)."
-    ),
+    workers: int = typer.Option(1, min=1, envvar="HOOKLEDGER_WORKERS", help="Worker processes."),
     proxy_headers: bool = typer.Option(
-        False, help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (behind a load balancer)."
+        False,
+        envvar="HOOKLEDGER_PROXY_HEADERS",
+        help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (behind a load balancer).",
     ),
-    forwarded_allow_ips: str = typer.Option("127.0.0.1", help="Comma-separated proxy addresses to trust."),
+    forwarded_allow_ips: str = typer.Option(
+        "127.0.0.1",
+        envvar="HOOKLEDGER_FORWARDED_ALLOW_IPS",
+        help="Comma-separated proxy addresses or networks to trust, or '*' for any.",
+    ),
     access_log: bool = typer.Option(False, help="Log one line per request from uvicorn."),
 ) -> None:
     """Run the HTTP service; on the embedded SQLite default, pending migrations are applied first."""
