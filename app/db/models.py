@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.db.types import JSONPayload, UTCDateTime
@@ -63,7 +63,19 @@ class ReconciliationRun(Base):
     bytes_scanned: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index(None, "source", "window_start", "window_end"),)
+    __table_args__ = (
+        Index(None, "source", "window_start", "window_end"),
+        # At most one running run per source and window, across processes.
+        Index(
+            "uq_reconciliation_runs_running_window",
+            "source",
+            "window_start",
+            "window_end",
+            unique=True,
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
+        ),
+    )
 
 
 class Event(Base):

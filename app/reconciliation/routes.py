@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.auth.dependencies import require_scope
+from app.auth.routing import AdminRoute
 from app.reconciliation.runtime import ReconciliationRuntime, runtime_of
 from app.reconciliation.schemas import RunList, RunOut, RunStatusName, TriggerRequest
 
 router = APIRouter(
+    route_class=AdminRoute,
     prefix="/v1/reconciliations",
     tags=["reconciliation"],
     dependencies=[Depends(require_scope("reconcile:run"))],
