@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 
+from app.config import Source
 from app.db.models import Origin
 from app.errors import HookledgerError, NotFoundError, problem_response
 from app.ingest.body import decode_content_encoding, parse_body, read_capped_body
@@ -22,6 +25,7 @@ from app.ingest.extract import (
 )
 from app.ingest.batcher import IngestBatcher
 from app.ingest.schemes.base import Delivery, VerificationError, body_sha256
+from app.ingest.service import IngestResult
 from app.state import AppState
 
 BATCHER_KEY = "app.ingest.batcher"
@@ -95,12 +99,24 @@ async def receive_hook(source: str, request: Request) -> Response:
         raise
     state.ingest_metrics.deliveries.labels(metric_source, result.status).inc()
     state.ingest_metrics.latency.labels(metric_source).observe(time.perf_counter() - started)
+    if isinstance(result, HandshakeResult):
+        return Response(orjson.dumps(result.body), media_type="application/json")
     return Response(
         orjson.dumps({"status": result.status, "event_id": result.event_id}), media_type="application/json"
     )
 
 
-async def _ingest(state: AppState, batcher: IngestBatcher, source, request: Request):  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class HandshakeResult:
+    """A verified sender handshake answered without storing anything (Slack's url_verification)."""
+
+    body: dict[str, Any]
+    status: str = "handshake"
+
+
+async def _ingest(
+    state: AppState, batcher: IngestBatcher, source: Source, request: Request
+) -> IngestResult | HandshakeResult:
     limit = source.max_body_bytes or state.settings.max_body_bytes
     raw = await read_capped_body(request, limit)
     body = decode_content_encoding(
@@ -115,6 +131,10 @@ async def _ingest(state: AppState, batcher: IngestBatcher, source, request: Requ
     verified = source.scheme.verify(Delivery(headers=headers, body=body, url=str(request.url), content_type=content_type), now)
 
     payload = parse_body(body, content_type)
+    handshake = getattr(source.scheme, "handshake_response", None)
+    reply = handshake(payload) if handshake is not None else None
+    if reply is not None:
+        return HandshakeResult(reply)
     check_storable(payload)
     event = ExtractedEvent(
         idempotency_key=resolve_idempotency_key(source.key_spec, headers, payload, body, verified.header_key),
@@ -130,7 +150,6 @@ async def _ingest(state: AppState, batcher: IngestBatcher, source, request: Requ
         origin=Origin.PUSH,
         received_at=now,
     )
-    return result
 
 
 __all__ = ["router", "problem_response"]

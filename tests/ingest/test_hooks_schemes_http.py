@@ -316,3 +316,52 @@ async def test_twilio_bad_form_bytes_rejected(client, clock) -> None:
     response = await client.post("/v1/hooks/twilio", content=body, headers=headers)
 
     assert_problem(response, 400, "malformed_payload")
+
+
+async def test_slack_url_verification_answered_not_stored(client, clock) -> None:
+    body = json.dumps({"token": "t", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}).encode()
+    headers = slack_headers(SECRETS["slack"][0], body, now_unix(clock)) | {"content-type": "application/json"}
+
+    response = await client.post("/v1/hooks/slack", content=body, headers=headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+    assert await stored_events(client) == []
+
+
+async def test_slack_unsigned_url_verification_rejected(client, clock) -> None:
+    body = json.dumps({"challenge": "abc", "type": "url_verification"}).encode()
+    headers = slack_headers("not the secret", body, now_unix(clock)) | {"content-type": "application/json"}
+
+    response = await client.post("/v1/hooks/slack", content=body, headers=headers)
+
+    assert_problem(response, 401, "invalid_signature")
+
+
+async def test_slack_slash_command_typed_by_command(client, clock) -> None:
+    body = urlencode([("command", "/deploy"), ("text", "prod"), ("user_id", "U2147483697")]).encode()
+    headers = slack_headers(SECRETS["slack"][0], body, now_unix(clock)) | {
+        "content-type": "application/x-www-form-urlencoded"
+    }
+
+    response = await client.post("/v1/hooks/slack", content=body, headers=headers)
+
+    assert response.status_code == 200, response.text
+    rows = await stored_events(client)
+    assert [row.event_type for row in rows] == ["/deploy"]
+    assert rows[0].payload == {"command": "/deploy", "text": "prod", "user_id": "U2147483697"}
+
+
+async def test_twilio_default_event_type_pointers(database_url, clock, tmp_path) -> None:
+    raw = {"sources": {"twilio": {"scheme": "twilio", "public_url": TWILIO_PUBLIC_URL, "secrets_env": ["TWILIO_TOKEN"]}}}
+    config = config_from(raw, {"TWILIO_TOKEN": SECRETS["twilio"][0]})
+    voice = [("CallSid", "CA1"), ("CallStatus", "completed")]
+    headers = {
+        "x-twilio-signature": twilio_signature(SECRETS["twilio"][0], TWILIO_PUBLIC_URL, voice),
+        "content-type": "application/x-www-form-urlencoded",
+    }
+    async with running_app(database_url, config, clock=clock, data_dir=tmp_path) as http:
+        response = await http.post("/v1/hooks/twilio", content=urlencode(voice).encode(), headers=headers)
+        assert response.status_code == 200, response.text
+        rows = await stored_events(http)
+    assert [row.event_type for row in rows] == ["completed"]

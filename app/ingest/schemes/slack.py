@@ -8,6 +8,7 @@ Events API payloads carry `event_id`; other bodies are keyed by their hash.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from app.ingest.schemes.base import (
     Delivery,
@@ -78,3 +79,15 @@ class SlackScheme(SchemeBase):
                 header=SIGNATURE_HEADER,
             )
         return VerifiedDelivery(signed_at=signed_at, details={"matched": match, "signed_at_unix": timestamp})
+
+    def handshake_response(self, payload: Any) -> dict[str, Any] | None:
+        """Return the reply to Slack's `url_verification` request, which is answered and not stored.
+
+        Slack sends it, signed like any event, when an Events API request URL is
+        set, and expects the `challenge` value back.
+        """
+        if isinstance(payload, dict) and payload.get("type") == "url_verification":
+            challenge = payload.get("challenge")
+            if isinstance(challenge, str):
+                return {"challenge": challenge}
+        return None
