@@ -120,9 +120,7 @@ def parse_source(name: str, body: Any, environ: Mapping[str, str]) -> Source:
     try:
         settings = SourceSettings.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        location = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"[sources.{name}] {location}: {first['msg']}.") from exc
+        raise ConfigError(f"[sources.{name}] {describe_validation_error(exc)}") from exc
     if settings.scheme not in SCHEMES:
         known = ", ".join(sorted(SCHEMES))
         raise ConfigError(f"[sources.{name}] scheme {settings.scheme!r} is unknown; known schemes: {known}.")
@@ -168,6 +166,17 @@ def _pointers(configured: str | list[str] | None) -> str | tuple[str, ...] | Non
     if isinstance(configured, list):
         return tuple(configured)
     return configured
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Describe one validation error of a config table, unknown keys first because they often explain the others."""
+    errors = exc.errors()
+    first = next((error for error in errors if error["type"] == "extra_forbidden"), errors[0])
+    location = ".".join(str(part) for part in first["loc"]) or "table"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key; remove it or check its spelling"
+    return f"{location}: {message}."
 
 
 def read_secret(source: str, variable: str, environ: Mapping[str, str]) -> str:

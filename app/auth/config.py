@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from app.auth.dependencies import ALL_SCOPES
 from app.auth.settings import AuthSettings
-from app.config import ConfigError
+from app.config import ConfigError, describe_validation_error
 
 TOKEN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Shorter static tokens are guessable; 32 characters is 128 bits of hex or more of base64.
@@ -78,7 +78,7 @@ def parse_auth_config(raw: Mapping[str, Any], settings: AuthSettings, environ: M
     try:
         table = _AuthTable.model_validate(table_raw)
     except ValidationError as exc:
-        raise ConfigError(f"[auth] {_first_error(exc)}") from exc
+        raise ConfigError(f"[auth] {describe_validation_error(exc)}") from exc
     tokens = tuple(_parse_static_token(name, body, environ) for name, body in sorted(table.tokens.items()))
     return AuthConfig(jwt=_parse_jwt(table, settings), static_tokens=tokens)
 
@@ -130,7 +130,7 @@ def _parse_static_token(name: str, body: Any, environ: Mapping[str, str]) -> Sta
     try:
         settings = _TokenSettings.model_validate(body)
     except ValidationError as exc:
-        raise ConfigError(f"[auth.tokens.{name}] {_first_error(exc)}") from exc
+        raise ConfigError(f"[auth.tokens.{name}] {describe_validation_error(exc)}") from exc
     unknown = sorted(set(settings.scopes) - ALL_SCOPES)
     if unknown:
         raise ConfigError(
@@ -150,14 +150,3 @@ def _parse_static_token(name: str, body: Any, environ: Mapping[str, str]) -> Sta
             f"{MIN_STATIC_TOKEN_LENGTH} random characters (for example: openssl rand -hex 32)."
         )
     return StaticToken(name=name, token=value.encode(), scopes=frozenset(settings.scopes))
-
-
-def _first_error(exc: ValidationError) -> str:
-    """Describe one validation error, unknown keys first because they often explain the others."""
-    errors = exc.errors()
-    first = next((error for error in errors if error["type"] == "extra_forbidden"), errors[0])
-    location = ".".join(str(part) for part in first["loc"]) or "table"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown key; remove it or check its spelling"
-    return f"{location}: {message}."

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
-from app.config import SOURCE_NAME, AppConfig, ConfigError
+from app.config import AppConfig, ConfigError, SOURCE_NAME, describe_validation_error
 from app.ingest.pointer import parse_pointer
 
 METRIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -111,7 +111,7 @@ def _parse_api_sources(raw: Any) -> set[str]:
     try:
         settings = _MetricsApiSettings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"[metrics_api] {_first_error(exc)}") from exc
+        raise ConfigError(f"[metrics_api] {describe_validation_error(exc)}") from exc
     for name in settings.sources:
         if not SOURCE_NAME.match(name):
             raise ConfigError(
@@ -133,7 +133,7 @@ def parse_definition(name: str, body: Any, known_sources: set[str]) -> MetricDef
     try:
         settings = _MetricSettings.model_validate(body)
     except ValidationError as exc:
-        raise ConfigError(f"[metrics.{name}] {_first_error(exc)}") from exc
+        raise ConfigError(f"[metrics.{name}] {describe_validation_error(exc)}") from exc
 
     if settings.source not in known_sources:
         known = ", ".join(sorted(known_sources)) or "none configured"
@@ -167,14 +167,3 @@ def _parse_filter(metric: str, index: int, settings: _FilterSettings) -> Payload
         raise ConfigError(f"{where}: set exactly one of 'equals' or 'in'.")
     values = (settings.equals,) if settings.equals is not None else tuple(settings.in_ or ())
     return PayloadFilter(pointer=settings.pointer, tokens=tokens, values=values)
-
-
-def _first_error(exc: ValidationError) -> str:
-    """Describe one validation error, unknown keys first because they often explain the others."""
-    errors = exc.errors()
-    first = next((error for error in errors if error["type"] == "extra_forbidden"), errors[0])
-    location = ".".join(str(part) for part in first["loc"]) or "table"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown key; remove it or check its spelling"
-    return f"{location}: {message}."
