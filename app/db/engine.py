@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.settings import Settings
+
+
+def dump_json(value: Any) -> str:
+    """Serialize a JSON column value with orjson.
+
+    orjson rejects integers outside the signed and unsigned 64-bit range and
+    dict keys that are not strings. Such values fall back to the standard
+    library, which writes them as it did before. A value that is not JSON at
+    all (a set, an object) raises TypeError from both.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def load_json(text: str | bytes) -> Any:
+    """Parse a JSON column value with orjson.
+
+    NOTE: orjson reads an integer outside the 64-bit range as a float, so a
+    stored value with such an integer comes back with less precision.
+    """
+    return orjson.loads(text)
 
 
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
@@ -21,6 +46,8 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
             url,
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
             pool_pre_ping=True,
+            json_serializer=dump_json,
+            json_deserializer=load_json,
         )
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
@@ -38,6 +65,10 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         pool_pre_ping=True,
         pool_timeout=settings.db_connect_timeout_seconds,
         connect_args=connect_args,
+        # asyncpg's dialect passes the serializer's text to its jsonb codec and the
+        # deserializer to its json and jsonb decoders (SQLAlchemy 2.1).
+        json_serializer=dump_json,
+        json_deserializer=load_json,
     )
 
 
