@@ -42,6 +42,15 @@ class Settings(BaseSettings):
         ge=1,
         description="Maximum deliveries in progress per process; more get 503 ingest_overloaded with Retry-After.",
     )
+    # 200 ms is far below the shortest sender timeouts (Slack 3 s, Shopify 5 s, the Auth0 Action's
+    # 3 s default budget), so a delivery admitted at the limit still has time to be stored, and a
+    # rejected one gets its 503 before the sender gives up.
+    ingest_max_queue_delay_ms: int = Field(
+        default=200,
+        ge=0,
+        description="Expected wait in milliseconds (event loop lag or batch queue delay) above which new "
+        "deliveries get 503 ingest_overloaded with Retry-After; 0 turns the check off.",
+    )
     ingest_flushers: int = Field(
         default=0,
         ge=0,

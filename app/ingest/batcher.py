@@ -19,36 +19,40 @@ Each delivery gets the answer `store_event` would give it alone:
 - an outage fails every delivery of the batch with the 503
   `storage_unavailable`.
 
-Admission is bounded: at most `max_pending` deliveries may be inside the hook
-route at once (queued, being flushed, or still being read and verified).
-Beyond that the route answers 503 `ingest_overloaded` with Retry-After at
-once, before reading the body, so a slow database cannot make every sender
-time out.
+The hook route calls `admission()` before it reads the body, and it refuses
+a delivery in two cases:
 
-NOTE: the count starts when a delivery reaches the handler. When the process
-is short of CPU, the backlog builds up earlier (socket buffers, the event
-loop's ready queue), so this limit does not fill and senders time out
-instead; scripts/bench/bench_latency.py measures that case.
+- by count: `max_pending` deliveries are already inside the hook route
+  (queued, being flushed, or still being read and verified);
+- by delay: the expected wait of a new delivery exceeds `max_queue_delay`
+  seconds. The expected wait is the larger of the event loop's lag (work
+  that waits for the CPU before any handler runs, measured by
+  `loop_lag.LoopLagMonitor`) and the queue delay (the age of the oldest
+  queued delivery plus the recent commit latency).
+
+A delivery over either bound gets the 503 `ingest_overloaded` with
+Retry-After at once, so a slow database or a CPU-bound process answers fast
+instead of making every sender time out. A rejected delivery was never
+queued, so nothing of it is stored; deliveries admitted earlier still
+complete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import structlog
-from sqlalchemy import select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.engine import Database
 from app.db.errors import is_outage, storage_errors
-from app.db.models import Event
 from app.errors import HookledgerError, StorageUnavailableError
 from app.ingest.extract import ExtractedEvent
 from app.ingest.repository import EventRepository, StoredEvent
@@ -64,73 +68,10 @@ class IngestOverloadedError(StorageUnavailableError):
     title = "Service unavailable"
 
 
-# One statement text for every batch size: asyncpg prepares it once per connection, where a
-# multi-row VALUES list would be compiled by SQLAlchemy and prepared again for each new size.
-POSTGRES_INSERT_BATCH = text(
-    """
-    INSERT INTO events (source, idempotency_key, event_type, subject, occurred_at, received_at,
-                        origin, payload, body_sha256)
-    SELECT source, idempotency_key, event_type, subject, occurred_at, received_at,
-           origin, payload::jsonb, body_sha256
-    FROM unnest(CAST(:sources AS text[]), CAST(:keys AS text[]), CAST(:event_types AS text[]),
-                CAST(:subjects AS text[]), CAST(:occurred_at AS timestamptz[]),
-                CAST(:received_at AS timestamptz[]), CAST(:origins AS text[]), CAST(:payloads AS text[]),
-                CAST(:body_hashes AS text[]))
-         AS batch(source, idempotency_key, event_type, subject, occurred_at, received_at,
-                  origin, payload, body_sha256)
-    ON CONFLICT (source, idempotency_key) DO NOTHING
-    RETURNING source, idempotency_key, id
-    """
-)
-
-
-class BatchRepository(EventRepository):
-    """Ledger inserts and lookups that serve a whole batch in one statement each.
-
-    On PostgreSQL it runs on a connection in autocommit mode, where the insert
-    is a transaction of its own; elsewhere it runs in the caller's session.
-    """
-
-    def __init__(self, session: AsyncSession | AsyncConnection, dialect: str) -> None:
-        self.session = session  # type: ignore[assignment]
-        self.dialect = dialect
-
-    async def insert_batch_if_absent(self, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:
-        """Insert rows with distinct (source, idempotency_key); return the ids of new rows by that pair."""
-        if not rows:
-            return {}
-        if self.dialect != "postgresql":
-            inserted: dict[tuple[str, str], int] = {}
-            for source in {row["source"] for row in rows}:
-                ids = await self.insert_many_if_absent([row for row in rows if row["source"] == source])
-                inserted.update({(source, key): event_id for key, event_id in ids.items()})
-            return inserted
-        parameters = {
-            "sources": [row["source"] for row in rows],
-            "keys": [row["idempotency_key"] for row in rows],
-            "event_types": [row["event_type"] for row in rows],
-            "subjects": [row["subject"] for row in rows],
-            "occurred_at": [row["occurred_at"] for row in rows],
-            "received_at": [row["received_at"] for row in rows],
-            "origins": [row["origin"] for row in rows],
-            "payloads": [orjson.dumps(row["payload"]).decode() for row in rows],
-            "body_hashes": [row["body_sha256"] for row in rows],
-        }
-        result = await self.session.execute(POSTGRES_INSERT_BATCH, parameters)
-        return {(source, key): event_id for source, key, event_id in result.all()}
-
-    async def get_many_by_keys(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredEvent]:
-        """Return the stored events for (source, idempotency_key) pairs; absent pairs are left out."""
-        if not keys:
-            return {}
-        statement = select(Event.source, Event.idempotency_key, Event.id, Event.body_sha256, Event.origin).where(
-            tuple_(Event.source, Event.idempotency_key).in_(list(keys))
-        )
-        rows = (await self.session.execute(statement)).all()
-        return {
-            (row.source, row.idempotency_key): StoredEvent(id=row.id, body_sha256=row.body_sha256, origin=row.origin)
-            for row in rows
-        }
+# Weight of the newest batch in the commit latency average.
+COMMIT_LATENCY_WEIGHT = 0.2
+# Minimum seconds between two `ingest.overloaded` log lines; the lines in between are counted.
+OVERLOAD_LOG_INTERVAL = 1.0
 
 
 @dataclass(eq=False)
@@ -144,6 +85,8 @@ class PendingEvent:
     origin: str
     received_at: datetime
     future: asyncio.Future[IngestResult] = field(repr=False)
+    # The batcher's monotonic clock when the delivery was queued, in seconds.
+    enqueued_at: float = 0.0
 
     @property
     def ledger_key(self) -> tuple[str, str]:
@@ -183,14 +126,29 @@ class IngestBatcher:
         max_pending: int = 1024,
         flushers: int = 2,
         retry_after_seconds: int = 5,
+        max_queue_delay: float | None = None,
+        loop_lag: Callable[[], float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Build a batcher; call `start()` on the running loop before `store()`.
+
+        `max_queue_delay` bounds the expected wait of a new delivery in
+        seconds, and None turns that check off. `loop_lag` returns the event
+        loop's lag in seconds. `clock` is the monotonic clock (seconds) for
+        queue ages and commit latency.
+        """
         if max_batch_rows < 1 or max_pending < 1 or flushers < 1:
             raise ValueError("max_batch_rows, max_pending and flushers must be at least 1")
+        if max_queue_delay is not None and max_queue_delay <= 0:
+            raise ValueError("max_queue_delay must be positive or None")
         self.database = database
         self.max_batch_rows = max_batch_rows
         self.max_pending = max_pending
         self.flushers = flushers
         self.retry_after_seconds = retry_after_seconds
+        self.max_queue_delay = max_queue_delay
+        self.loop_lag = loop_lag
+        self.clock = clock
         self._queue: deque[PendingEvent] = deque()
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -198,8 +156,12 @@ class IngestBatcher:
         self._connections: list[AsyncConnection | None] = [None] * flushers
         self._admitted = 0
         self._closing = False
+        self._commit_seconds = 0.0
+        self._rejected_since_log = 0
+        self._last_overload_log = float("-inf")
         self.batches_flushed = 0
         self.rows_flushed = 0
+        self.rejected = 0
 
     @property
     def queued(self) -> int:
@@ -210,6 +172,28 @@ class IngestBatcher:
     def admitted(self) -> int:
         """Deliveries inside the hook route now."""
         return self._admitted
+
+    @property
+    def commit_seconds(self) -> float:
+        """Moving average of the seconds one batch took to store and commit."""
+        return self._commit_seconds
+
+    def queue_delay(self) -> float:
+        """Return the expected seconds a delivery queued now waits for its commit; 0.0 with an empty queue.
+
+        That is the age of the oldest queued delivery plus the commit latency
+        average. With an empty queue a new delivery is flushed as soon as a
+        flusher is free, and the estimate falls back to 0 whatever the last
+        commits took, so refusals end once the queue drains.
+        """
+        if not self._queue:
+            return 0.0
+        return max(0.0, self.clock() - self._queue[0].enqueued_at) + self._commit_seconds
+
+    def expected_delay(self) -> float:
+        """Return the larger of the event loop's lag and the queue delay, in seconds."""
+        lag = self.loop_lag() if self.loop_lag is not None else 0.0
+        return max(lag, self.queue_delay())
 
     def start(self) -> None:
         """Start the flusher tasks on the running event loop."""
@@ -223,6 +207,7 @@ class IngestBatcher:
             flushers=self.flushers,
             max_batch_rows=self.max_batch_rows,
             max_pending=self.max_pending,
+            max_queue_delay_ms=None if self.max_queue_delay is None else round(self.max_queue_delay * 1e3),
         )
 
     async def close(self) -> None:
@@ -234,15 +219,30 @@ class IngestBatcher:
         self._tasks = []
         # Only reached when a flusher died; nothing may wait forever.
         self._fail_queued(self._shutting_down_error())
-        log.info("ingest.batcher_stopped", batches=self.batches_flushed, rows=self.rows_flushed)
+        log.info(
+            "ingest.batcher_stopped", batches=self.batches_flushed, rows=self.rows_flushed, rejected=self.rejected
+        )
 
     @contextlib.contextmanager
     def admission(self) -> Iterator[None]:
-        """Hold one of the `max_pending` places for a delivery; raise the 503 at once when none is free."""
+        """Hold one of the `max_pending` places for a delivery.
+
+        Raises the 503 `ingest_overloaded` at once when no place is free or
+        the expected wait exceeds `max_queue_delay`.
+        """
         if self._closing:
             raise self._shutting_down_error()
         if self._admitted >= self.max_pending:
-            raise self._overloaded_error()
+            raise self._overloaded_error(
+                f"{self._admitted} deliveries are in progress, the limit is {self.max_pending}"
+            )
+        if self.max_queue_delay is not None:
+            delay = self.expected_delay()
+            if delay > self.max_queue_delay:
+                raise self._overloaded_error(
+                    f"a new delivery would wait about {delay * 1e3:.0f} ms, "
+                    f"the limit is {self.max_queue_delay * 1e3:.0f} ms"
+                )
         self._admitted += 1
         try:
             yield
@@ -267,16 +267,31 @@ class IngestBatcher:
         if self._closing or not self._tasks:
             raise self._shutting_down_error()
         if len(self._queue) >= self.max_pending:
-            raise self._overloaded_error()
+            raise self._overloaded_error(f"{len(self._queue)} deliveries are queued, the limit is {self.max_pending}")
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(PendingEvent(source, event, payload, body_hash, origin, received_at, future))
+        self._queue.append(
+            PendingEvent(source, event, payload, body_hash, origin, received_at, future, enqueued_at=self.clock())
+        )
         self._wakeup.set()
         return await future
 
-    def _overloaded_error(self) -> IngestOverloadedError:
-        log.warning("ingest.overloaded", admitted=self._admitted, queued=len(self._queue), limit=self.max_pending)
+    def _overloaded_error(self, reason: str) -> IngestOverloadedError:
+        self.rejected += 1
+        self._rejected_since_log += 1
+        now = self.clock()
+        # Under overload this runs for every rejected delivery, so the log line is rate-limited.
+        if now - self._last_overload_log >= OVERLOAD_LOG_INTERVAL:
+            log.warning(
+                "ingest.overloaded",
+                reason=reason,
+                rejected=self._rejected_since_log,
+                admitted=self._admitted,
+                queued=len(self._queue),
+            )
+            self._last_overload_log = now
+            self._rejected_since_log = 0
         return IngestOverloadedError(
-            f"The service is receiving more deliveries than it can store ({self.max_pending} in progress); "
+            f"The service is receiving more deliveries than it can store ({reason}); "
             f"nothing was stored. Retry after {self.retry_after_seconds} seconds.",
             headers={"Retry-After": str(self.retry_after_seconds)},
         )
@@ -326,12 +341,13 @@ class IngestBatcher:
         batch costs one round trip (the insert, which commits on its own) plus a
         lookup when keys already existed.
         """
+        started = self.clock()
         try:
             if self.database.dialect == "postgresql":
                 outcomes = await self._store_on_connection(index, batch)
             else:
                 async with self.database.transaction() as session:
-                    outcomes = await store_batch(BatchRepository(session, self.database.dialect), batch)
+                    outcomes = await store_batch(EventRepository(session), batch)
         except Exception as exc:
             if is_outage(exc):
                 await self._release_connection(index, invalidate=True)
@@ -350,6 +366,8 @@ class IngestBatcher:
             for pending in batch:
                 await self._flush_one(pending)
             return
+        elapsed = self.clock() - started
+        self._commit_seconds += COMMIT_LATENCY_WEIGHT * (elapsed - self._commit_seconds)
         for pending, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, IngestResult) and outcome.status == "accepted":
                 log_stored(pending.source, pending.event, outcome.event_id, pending.origin)
@@ -371,7 +389,7 @@ class IngestBatcher:
                 self._connections[index] = connection
                 await connection.execution_options(isolation_level="AUTOCOMMIT")
             try:
-                return await store_batch(BatchRepository(connection, "postgresql"), batch)
+                return await store_batch(EventRepository(connection), batch)
             except Exception as exc:
                 if not (reused and is_outage(exc)):
                     raise
@@ -427,7 +445,7 @@ class IngestBatcher:
 
 
 async def store_batch(
-    repository: BatchRepository, batch: Sequence[PendingEvent]
+    repository: EventRepository, batch: Sequence[PendingEvent]
 ) -> list[IngestResult | HookledgerError]:
     """Insert a batch and classify every delivery; the caller's transaction commits it.
 

@@ -24,6 +24,7 @@ from app.ingest.extract import (
     resolve_idempotency_key,
 )
 from app.ingest.batcher import IngestBatcher
+from app.ingest.loop_lag import LoopLagMonitor
 from app.ingest.schemes.base import Delivery, VerificationError, body_sha256
 from app.ingest.service import IngestResult
 from app.state import AppState
@@ -37,19 +38,26 @@ async def batcher_lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: AppState = app.state.hookledger
     settings = state.settings
     flushers = settings.ingest_flushers or (1 if state.database.dialect == "sqlite" else 2)
+    monitor = LoopLagMonitor() if settings.ingest_max_queue_delay_ms else None
     batcher = IngestBatcher(
         state.database,
         max_batch_rows=settings.ingest_batch_max_rows,
         max_pending=settings.ingest_max_pending,
         flushers=flushers,
         retry_after_seconds=settings.retry_after_seconds,
+        max_queue_delay=settings.ingest_max_queue_delay_ms / 1000 if monitor else None,
+        loop_lag=monitor.lag if monitor else None,
     )
+    if monitor:
+        monitor.start()
     batcher.start()
     state.extensions[BATCHER_KEY] = batcher
     try:
         yield
     finally:
         await batcher.close()
+        if monitor:
+            await monitor.stop()
         state.extensions.pop(BATCHER_KEY, None)
 
 
@@ -66,8 +74,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, str]] = {
     415: {"description": "Unsupported Content-Encoding (problem+json)."},
     422: {"description": "The event lacks a field or a field is invalid (problem+json)."},
     503: {
-        "description": "Storage unavailable, or too many deliveries in progress (ingest_overloaded); "
-        "retry after the Retry-After seconds (problem+json)."
+        "description": "Storage unavailable, or the service is overloaded (ingest_overloaded: too many "
+        "deliveries in progress or too long a wait); retry after the Retry-After seconds (problem+json)."
     },
 }
 

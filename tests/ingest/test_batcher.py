@@ -1,4 +1,4 @@
-"""The group-commit batcher on SQLite and PostgreSQL: classification, fallback, outage, shutdown."""
+"""The group-commit batcher on SQLite and PostgreSQL: classification, fallback, outage, shutdown, JSON payloads."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.db.engine import Database, create_engine
+from app.db.engine import Database, create_engine, dump_json, load_json
 from app.db.models import Event, Origin
 from app.errors import StorageUnavailableError
 from app.ingest.batcher import IngestBatcher
 from app.ingest.extract import ExtractedEvent
+from app.ingest.repository import EventRepository
 from app.ingest.service import IdempotencyConflictError, IngestResult
 from app.settings import Settings
 
@@ -182,3 +183,61 @@ async def test_store_after_close_is_503(database):
     assert raised.value.code == "shutting_down"
     assert "Retry-After" in raised.value.headers
     assert await stored_rows(database) == []
+
+
+# Values that a JSON column must return unchanged: non-ASCII text, escapes, integers at the edges
+# of the 64-bit range, floats, and nesting.
+ROUND_TRIP_PAYLOAD: dict[str, Any] = {
+    "name": "Zoë Ålesund 東京 😀",
+    "separators": "line\u2028paragraph\u2029",
+    "escapes": 'quote " backslash \\ tab \t newline \n',
+    "max_signed": 2**63 - 1,
+    "min_signed": -(2**63),
+    "max_unsigned": 2**64 - 1,
+    "float": 0.1,
+    "exponent": 1.5e300,
+    "nested": {"list": [1, [2, {"deep": None}]], "flag": True, "empty_list": [], "empty_object": {}},
+}
+
+
+def test_engine_uses_orjson_functions(database):
+    assert database.engine.dialect._json_serializer is dump_json
+    assert database.engine.dialect._json_deserializer is load_json
+
+
+async def test_payload_round_trips_through_batch_insert(batcher, database):
+    await store(batcher, "evt_json", payload=ROUND_TRIP_PAYLOAD)
+
+    rows = await stored_rows(database)
+    assert len(rows) == 1
+    assert rows[0].payload == ROUND_TRIP_PAYLOAD
+
+
+async def test_payload_round_trips_through_single_insert(database):
+    async with database.transaction() as session:
+        event_id = await EventRepository(session).insert_if_absent(
+            {
+                "source": "acme",
+                "idempotency_key": "evt_single",
+                "event_type": "invoice.paid",
+                "subject": "user_1",
+                "occurred_at": NOW,
+                "received_at": NOW,
+                "origin": Origin.PUSH,
+                "payload": ROUND_TRIP_PAYLOAD,
+                "body_sha256": "a" * 64,
+            }
+        )
+
+    rows = await stored_rows(database)
+    assert [row.id for row in rows] == [event_id]
+    assert rows[0].payload == ROUND_TRIP_PAYLOAD
+    assert rows[0].payload["max_unsigned"] == 2**64 - 1
+
+
+def test_dump_json_falls_back_for_values_orjson_rejects():
+    assert dump_json({"big": 2**70}) == '{"big":1180591620717411303424}'
+    assert dump_json({1: "int key"}) == '{"1":"int key"}'
+    assert load_json(dump_json(ROUND_TRIP_PAYLOAD)) == ROUND_TRIP_PAYLOAD
+    with pytest.raises(TypeError):
+        dump_json({"values": {1, 2}})
