@@ -24,11 +24,15 @@ a delivery in two cases:
 
 - by count: `max_pending` deliveries are already inside the hook route
   (queued, being flushed, or still being read and verified);
-- by delay: the expected wait of a new delivery exceeds `max_queue_delay`
-  seconds. The expected wait is the larger of the event loop's lag (work
-  that waits for the CPU before any handler runs, measured by
-  `loop_lag.LoopLagMonitor`) and the queue delay (the age of the oldest
-  queued delivery plus the recent commit latency).
+- by delay: the expected wait of a new delivery has exceeded
+  `max_queue_delay` seconds for at least `overload_hold` seconds. The
+  expected wait is the larger of the event loop's lag (work that waits for
+  the CPU before any handler runs, measured by `loop_lag.LoopLagMonitor`)
+  and the queue delay (the age of the oldest queued delivery plus the
+  recent commit latency). The hold keeps one stall (a garbage collection,
+  the process descheduled once) from rejecting anything, because the queue
+  drains and the lag falls within a flush or two after it; sustained
+  overload keeps the wait above the target.
 
 A delivery over either bound gets the 503 `ingest_overloaded` with
 Retry-After at once, so a slow database or a CPU-bound process answers fast
@@ -70,6 +74,8 @@ class IngestOverloadedError(StorageUnavailableError):
 
 # Weight of the newest batch in the commit latency average.
 COMMIT_LATENCY_WEIGHT = 0.2
+# Seconds the expected wait must stay above `max_queue_delay` before deliveries are rejected.
+OVERLOAD_HOLD_SECONDS = 0.1
 # Minimum seconds between two `ingest.overloaded` log lines; the lines in between are counted.
 OVERLOAD_LOG_INTERVAL = 1.0
 
@@ -127,13 +133,15 @@ class IngestBatcher:
         flushers: int = 2,
         retry_after_seconds: int = 5,
         max_queue_delay: float | None = None,
+        overload_hold: float = OVERLOAD_HOLD_SECONDS,
         loop_lag: Callable[[], float] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Build a batcher; call `start()` on the running loop before `store()`.
 
         `max_queue_delay` bounds the expected wait of a new delivery in
-        seconds, and None turns that check off. `loop_lag` returns the event
+        seconds, and None turns that check off. `overload_hold` is how long
+        the wait must stay above it, in seconds. `loop_lag` returns the event
         loop's lag in seconds. `clock` is the monotonic clock (seconds) for
         queue ages and commit latency.
         """
@@ -141,12 +149,15 @@ class IngestBatcher:
             raise ValueError("max_batch_rows, max_pending and flushers must be at least 1")
         if max_queue_delay is not None and max_queue_delay <= 0:
             raise ValueError("max_queue_delay must be positive or None")
+        if overload_hold < 0:
+            raise ValueError("overload_hold must not be negative")
         self.database = database
         self.max_batch_rows = max_batch_rows
         self.max_pending = max_pending
         self.flushers = flushers
         self.retry_after_seconds = retry_after_seconds
         self.max_queue_delay = max_queue_delay
+        self.overload_hold = overload_hold
         self.loop_lag = loop_lag
         self.clock = clock
         self._queue: deque[PendingEvent] = deque()
@@ -157,6 +168,9 @@ class IngestBatcher:
         self._admitted = 0
         self._closing = False
         self._commit_seconds = 0.0
+        # Monotonic time of the first admission that saw the expected wait above the target since
+        # it was last at or below it; None while it is at or below.
+        self._over_target_since: float | None = None
         self._rejected_since_log = 0
         self._last_overload_log = float("-inf")
         self.batches_flushed = 0
@@ -228,7 +242,7 @@ class IngestBatcher:
         """Hold one of the `max_pending` places for a delivery.
 
         Raises the 503 `ingest_overloaded` at once when no place is free or
-        the expected wait exceeds `max_queue_delay`.
+        the expected wait has exceeded `max_queue_delay` for `overload_hold`.
         """
         if self._closing:
             raise self._shutting_down_error()
@@ -237,8 +251,8 @@ class IngestBatcher:
                 f"{self._admitted} deliveries are in progress, the limit is {self.max_pending}"
             )
         if self.max_queue_delay is not None:
-            delay = self.expected_delay()
-            if delay > self.max_queue_delay:
+            delay = self._sustained_delay(self.max_queue_delay)
+            if delay is not None:
                 raise self._overloaded_error(
                     f"a new delivery would wait about {delay * 1e3:.0f} ms, "
                     f"the limit is {self.max_queue_delay * 1e3:.0f} ms"
@@ -248,6 +262,19 @@ class IngestBatcher:
             yield
         finally:
             self._admitted -= 1
+
+    def _sustained_delay(self, target: float) -> float | None:
+        """Return the expected wait if it has stayed above `target` for `overload_hold`, else None."""
+        delay = self.expected_delay()
+        if delay <= target:
+            self._over_target_since = None
+            return None
+        now = self.clock()
+        if self._over_target_since is None:
+            self._over_target_since = now
+        if now - self._over_target_since < self.overload_hold:
+            return None
+        return delay
 
     async def store(
         self,

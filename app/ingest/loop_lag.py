@@ -11,42 +11,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import Callable
 
 
 class LoopLagMonitor:
-    """Samples the event loop's lag every `interval` seconds; `lag()` returns the current estimate.
+    """Samples the event loop's lag every `interval` seconds; `lag()` returns the latest sample."""
 
-    The estimate is the smallest of the last `window` samples, so one stall
-    (a garbage collection, the process descheduled once) does not count as
-    overload, but consecutive slow loop iterations do.
-    """
-
-    def __init__(
-        self,
-        *,
-        interval: float = 0.010,
-        window: int = 2,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if interval <= 0 or window < 1:
-            raise ValueError("interval must be positive and window at least 1")
+    def __init__(self, *, interval: float = 0.010, clock: Callable[[], float] = time.monotonic) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be positive, not {interval!r}")
         self.interval = interval
         self.clock = clock
-        self._samples: deque[float] = deque(maxlen=window)
+        self._latest = 0.0
         self._task: asyncio.Task[None] | None = None
         self.samples_taken = 0
 
     def lag(self) -> float:
-        """Return the estimated loop lag in seconds; 0.0 until `window` samples exist."""
-        if len(self._samples) < (self._samples.maxlen or 1):
-            return 0.0
-        return min(self._samples)
+        """Return the latest lag sample in seconds; 0.0 before the first one."""
+        return self._latest
 
     def record(self, seconds: float) -> None:
-        """Add one lag sample in seconds."""
-        self._samples.append(max(0.0, seconds))
+        """Store one lag sample in seconds; a negative one counts as 0."""
+        self._latest = max(0.0, seconds)
         self.samples_taken += 1
 
     def start(self) -> None:
