@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.errors import BadRequestError, UnprocessableError
@@ -16,6 +16,11 @@ MAX_KEY_LENGTH = 255
 MAX_FIELD_LENGTH = 255
 # Unix timestamps above this many seconds (year 5138) are read as milliseconds.
 MILLISECONDS_THRESHOLD = 1e11
+# Accepted event times: from the Unix epoch to one day of clock skew past the delivery.
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_FUTURE_SKEW = timedelta(days=1)
+# Deepest JSON nesting stored; orjson serializes at most 254 levels.
+MAX_PAYLOAD_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,13 @@ def resolve_idempotency_key(
         value = resolve_pointer(payload, pointer, None)
         if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
             return _check_key(str(value), f"body field {pointer}")
+        if value is not None and value != "":
+            raise UnprocessableError(
+                f"The idempotency key at body field {pointer} must be a string or an integer, "
+                f"not {_describe(value)}; send the sender's event id there.",
+                code="invalid_event",
+                pointer=pointer,
+            )
     if header_key:
         return _check_key(header_key, "the signature headers")
     if spec.body_hash_fallback:
@@ -145,7 +157,23 @@ def extract_occurred_at(payload: Any, pointer: str | None, fallback: datetime) -
             code="invalid_event",
             pointer=pointer,
         )
+    check_plausible_time(parsed, fallback, where=f"at {pointer}")
     return parsed
+
+
+def check_plausible_time(value: datetime, received_at: datetime, *, where: str) -> None:
+    """Reject event times before 1970 or more than a day after the event was received.
+
+    Such values come from a wrong unit (milliseconds read as seconds) or a
+    broken sender clock, and counting them would fill buckets nobody queries.
+    """
+    if value < EARLIEST_EVENT_TIME or value > received_at + MAX_FUTURE_SKEW:
+        raise UnprocessableError(
+            f"The event time {where} is {value.isoformat()}, which is implausible: it must be between "
+            f"{EARLIEST_EVENT_TIME.date().isoformat()} and one day after the time it was received "
+            f"({received_at.isoformat()}). Check the sender's clock and that the time is in seconds, not milliseconds.",
+            code="invalid_event",
+        )
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -163,25 +191,42 @@ def parse_timestamp(value: Any) -> datetime | None:
     if isinstance(value, str) and 0 < len(value) <= 64:
         try:
             parsed = datetime.fromisoformat(value)
-        except ValueError:
+            if parsed.tzinfo is None:
+                return None
+            # Offsets near year 1 or 9999 overflow the datetime range when converted.
+            return parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
             return None
-        if parsed.tzinfo is None:
-            return None
-        return parsed.astimezone(UTC)
     return None
 
 
-def check_storable(value: Any, path: str = "") -> None:
-    """Reject strings that the database cannot store: NUL characters and lone surrogates."""
-    if isinstance(value, str):
-        _check_text(value, path or "/")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key, f"{path}/{key}")
-            check_storable(item, f"{path}/{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_storable(item, f"{path}/{index}")
+def check_storable(value: Any, max_depth: int = MAX_PAYLOAD_DEPTH) -> None:
+    """Reject payloads the database cannot store: NUL characters, lone surrogates, deep nesting.
+
+    The walk is iterative, so a deeply nested payload cannot exhaust the
+    Python stack before the depth check rejects it.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, path or "/")
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth > max_depth:
+            raise UnprocessableError(
+                f"The payload is nested more than {max_depth} levels deep (at {path[:200] or '/'}); "
+                "flatten the event before sending it.",
+                code="invalid_event",
+            )
+        if isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key, f"{path}/{key}")
+                stack.append((child, f"{path}/{key}", depth + 1))
+        else:
+            for index, child in enumerate(item):
+                stack.append((child, f"{path}/{index}", depth + 1))
 
 
 def _check_text(text: str, where: str) -> None:

@@ -16,6 +16,13 @@ from tests.support.signing import SECRET, standard_webhooks_headers
 
 
 
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def event_body(**overrides: object) -> bytes:
     body = {"type": "invoice.paid", "timestamp": "2026-12-01T11:59:00Z", "data": {"user_id": "user_1", "amount": 5}}
     body.update(overrides)
@@ -187,8 +194,33 @@ async def test_missing_event_type_is_invalid_event(client, clock):
         {"type": "t", "data": {"user_id": {"nested": True}}},
         {"type": "t", "data": {"user_id": "nul\u0000byte"}},
         {"type": "x" * 300},
+        {"type": "t", "timestamp": "0001-01-01T00:00:00+01:00"},
+        {"type": "t", "timestamp": "9999-12-31T23:59:59-01:00"},
+        {"type": "t", "timestamp": -1e12},
+        {"type": "t", "timestamp": "1938-04-24T00:00:00Z"},
+        {"type": "t", "timestamp": "2026-12-03T12:00:01Z"},
+        {"type": "t", "timestamp": 99999999999999},
+        {"type": "t", "data": {"deep": nested(65)}},
+        {"type": "t", "data": {"deep": nested(300)}},
+        {"type": "t", "data": {"deep": nested(900)}},
     ],
-    ids=["type-not-string", "timestamp-text", "timestamp-naive", "subject-object", "nul-character", "type-too-long"],
+    ids=[
+        "type-not-string",
+        "timestamp-text",
+        "timestamp-naive",
+        "subject-object",
+        "nul-character",
+        "type-too-long",
+        "timestamp-year-1-offset",
+        "timestamp-year-9999-offset",
+        "timestamp-negative-millis",
+        "timestamp-before-1970",
+        "timestamp-over-a-day-ahead",
+        "timestamp-far-future-millis",
+        "nesting-65",
+        "nesting-300",
+        "nesting-900",
+    ],
 )
 async def test_invalid_fields_are_422(client, clock, body):
     raw = json.dumps(body).encode()
@@ -254,3 +286,24 @@ async def test_health_and_readiness(client):
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
+
+
+async def test_nesting_at_limit_is_stored(client, clock):
+    raw = json.dumps({"type": "t", "data": {"deep": nested(60)}}).encode()
+    response = await client.post("/v1/hooks/acme", content=raw, headers=signed(clock, raw))
+    assert response.status_code == 200, response.text
+    assert await count_rows(client) == 1
+
+
+async def test_event_time_within_a_day_ahead_is_accepted(client, clock):
+    raw = json.dumps({"type": "t", "timestamp": "2026-12-02T11:59:00Z"}).encode()
+    response = await client.post("/v1/hooks/acme", content=raw, headers=signed(clock, raw))
+    assert response.status_code == 200, response.text
+
+
+async def test_implausible_time_detail_names_the_range(client, clock):
+    raw = json.dumps({"type": "t", "timestamp": "1938-04-24T00:00:00Z"}).encode()
+    response = await client.post("/v1/hooks/acme", content=raw, headers=signed(clock, raw))
+    problem = assert_problem(response, 422, "invalid_event")
+    assert "1970-01-01" in problem["detail"]
+    assert "milliseconds" in problem["detail"]

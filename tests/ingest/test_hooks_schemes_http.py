@@ -365,3 +365,14 @@ async def test_twilio_default_event_type_pointers(database_url, clock, tmp_path)
         assert response.status_code == 200, response.text
         rows = await stored_events(http)
     assert [row.event_type for row in rows] == ["completed"]
+
+
+async def test_stripe_id_of_wrong_type_rejected(client, clock) -> None:
+    body = json.dumps({"id": {"nested": "evt_1"}, "type": "invoice.paid", "created": EVENT_TIME}).encode()
+    headers = stripe_headers(body, SECRETS["stripe"][0], timestamp=now_unix(clock)) | {"content-type": "application/json"}
+
+    response = await client.post("/v1/hooks/stripe", content=body, headers=headers)
+
+    assert_problem(response, 422, "invalid_event")
+    assert "/id" in response.json()["detail"]
+    assert await stored_events(client) == []
