@@ -8,6 +8,12 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Shorter static tokens can be guessed; the same floor applies to [auth.tokens] entries.
+MIN_ADMIN_TOKEN_LENGTH = 32
+SUPPORTED_DRIVERS = {"postgresql+asyncpg", "sqlite+aiosqlite"}
+# URL schemes without a driver name the async driver hookledger installs.
+DRIVER_ALIASES = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
 
 
 class Settings(BaseSettings):
@@ -61,8 +67,46 @@ class Settings(BaseSettings):
     @classmethod
     def _check_log_format(cls, value: str) -> str:
         if value not in {"json", "console", "auto"}:
-            raise ValueError(f"log_format must be json, console or auto, not {value!r}")
+            raise ValueError(f"must be json, console or auto, not {value!r}")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.lower() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+        return value.lower()
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        length = len(value.get_secret_value().strip())
+        if length < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"contains {length} characters; use at least {MIN_ADMIN_TOKEN_LENGTH} random characters "
+                "(for example: openssl rand -hex 32)"
+            )
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        scheme, separator, rest = value.partition("://")
+        if not separator:
+            raise ValueError(
+                "is not a database URL; use postgresql+asyncpg://user:password@host:5432/database "
+                "or sqlite+aiosqlite:///path/to/file.sqlite3"
+            )
+        driver = DRIVER_ALIASES.get(scheme.lower(), scheme.lower())
+        if driver not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"uses {scheme!r}, which hookledger does not support; use postgresql+asyncpg:// or sqlite+aiosqlite://"
+            )
+        return f"{driver}://{rest}"
 
     def resolved_database_url(self) -> str:
         """Return the database URL, defaulting to `<data_dir>/hookledger.sqlite3`."""

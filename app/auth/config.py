@@ -22,10 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from app.auth.dependencies import ALL_SCOPES
 from app.auth.settings import AuthSettings
 from app.config import ConfigError, describe_validation_error
+from app.settings import MIN_ADMIN_TOKEN_LENGTH
 
 TOKEN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Shorter static tokens are guessable; 32 characters is 128 bits of hex or more of base64.
-MIN_STATIC_TOKEN_LENGTH = 32
+MIN_STATIC_TOKEN_LENGTH = MIN_ADMIN_TOKEN_LENGTH
 
 
 class _TokenSettings(BaseModel):

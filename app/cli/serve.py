@@ -22,7 +22,10 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        typer.echo(f"error: invalid HOOKLEDGER_* environment variable: {exc}", err=True)
+        for error in exc.errors():
+            variable = "HOOKLEDGER_" + "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            typer.echo(f"error: {variable} {message}", err=True)
         raise typer.Exit(2) from exc
 
 

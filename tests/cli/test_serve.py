@@ -94,3 +94,29 @@ def test_serve_reports_unreachable_database(tmp_path: Path):
     result = run_cli("serve", "--port", "0", env=env)
     assert result.returncode == 1
     assert "cannot reach the database" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("HOOKLEDGER_ADMIN_TOKEN", "short", "HOOKLEDGER_ADMIN_TOKEN contains 5 characters; use at least 32"),
+        ("HOOKLEDGER_DATABASE_URL", "mysql://x", "HOOKLEDGER_DATABASE_URL uses 'mysql', which hookledger does not support"),
+        ("HOOKLEDGER_DATABASE_URL", "garbage", "HOOKLEDGER_DATABASE_URL is not a database URL"),
+        ("HOOKLEDGER_LOG_LEVEL", "verbose", "HOOKLEDGER_LOG_LEVEL must be one of debug, info"),
+        ("HOOKLEDGER_MAX_BODY_BYTES", "abc", "HOOKLEDGER_MAX_BODY_BYTES Input should be a valid integer"),
+    ],
+    ids=["short-admin-token", "unsupported-database", "not-a-url", "unknown-log-level", "body-cap-not-integer"],
+)
+def test_invalid_environment_names_the_variable(tmp_path: Path, variable: str, value: str, message: str):
+    result = run_cli("migrate", env={"HOOKLEDGER_DATA_DIR": str(tmp_path), variable: value})
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_postgres_url_without_driver_uses_asyncpg():
+    from app.settings import Settings
+
+    settings = Settings(database_url="postgresql://postgres@127.0.0.1:5432/postgres")
+    assert settings.resolved_database_url() == "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    assert Settings(database_url="sqlite:///x.sqlite3").resolved_database_url() == "sqlite+aiosqlite:///x.sqlite3"

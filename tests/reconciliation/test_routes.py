@@ -18,7 +18,7 @@ from tests.reconciliation.support import DAY, NEXT_DAY, NOW, BlockingEngine, Fak
 from tests.support.app import FakeClock, config_from, running_app
 from tests.support.signing import SECRET
 
-TOKEN = "admin-token-for-tests"
+TOKEN = "admin-token-for-tests-" + "0" * 16
 ADMIN = {"authorization": f"Bearer {TOKEN}"}
 READER = {"authorization": "Bearer reader-token"}
 
