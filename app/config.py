@@ -7,6 +7,7 @@ empty variable stops startup with a message that names it.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -84,7 +85,9 @@ class AppConfig:
     path: Path | None = None
 
 
-SOURCE_KEYS = set(SourceSettings.model_fields)
+SOURCE_KEYS = frozenset(SourceSettings.model_fields)
+# Every table the configuration file may contain; each package parses its own.
+TOP_LEVEL_TABLES = frozenset({"sources", "log_mappings", "metrics", "metrics_api", "auth"})
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> AppConfig:
@@ -102,6 +105,12 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
 
 def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], *, path: Path | None = None) -> AppConfig:
     """Validate a parsed TOML document and resolve each source's secrets from `environ`."""
+    unknown = sorted(set(raw) - TOP_LEVEL_TABLES)
+    if unknown:
+        raise ConfigError(
+            f"Unknown top-level table {_with_suggestion(unknown[0], TOP_LEVEL_TABLES)} in the configuration; "
+            f"the known tables are {', '.join(sorted(TOP_LEVEL_TABLES))}."
+        )
     sources_raw = raw.get("sources", {})
     if not isinstance(sources_raw, dict):
         raise ConfigError("[sources] must be a table of [sources.NAME] tables.")
@@ -117,6 +126,16 @@ def parse_source(name: str, body: Any, environ: Mapping[str, str]) -> Source:
         )
     if not isinstance(body, dict):
         raise ConfigError(f"[sources.{name}] must be a table.")
+    scheme_class = SCHEMES.get(body.get("scheme")) if isinstance(body.get("scheme"), str) else None
+    if scheme_class is not None:
+        option_names = set(scheme_class.options_model.model_fields)
+        unknown = sorted(set(body) - SOURCE_KEYS - option_names)
+        if unknown:
+            raise ConfigError(
+                f"[sources.{name}] {_with_suggestion(unknown[0], SOURCE_KEYS | option_names)} is not a source key "
+                f"nor an option of scheme {body['scheme']!r}. Source keys: {', '.join(sorted(SOURCE_KEYS))}. "
+                f"Scheme options: {', '.join(sorted(option_names)) or 'none'}."
+            )
     try:
         settings = SourceSettings.model_validate(body)
     except ValidationError as exc:
@@ -168,12 +187,18 @@ def _pointers(configured: str | list[str] | None) -> str | tuple[str, ...] | Non
     return configured
 
 
+def _with_suggestion(unknown: str, known: set[str] | frozenset[str]) -> str:
+    """Quote an unknown key, adding the closest known one when it looks like a typo."""
+    close = difflib.get_close_matches(unknown, sorted(known), n=1)
+    return f"{unknown!r} (did you mean {close[0]!r}?)" if close else repr(unknown)
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """Describe one validation error of a config table, unknown keys first because they often explain the others."""
     errors = exc.errors()
     first = next((error for error in errors if error["type"] == "extra_forbidden"), errors[0])
     location = ".".join(str(part) for part in first["loc"]) or "table"
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ").rstrip(".")
     if first["type"] == "extra_forbidden":
         message = "unknown key; remove it or check its spelling"
     return f"{location}: {message}."

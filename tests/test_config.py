@@ -98,3 +98,28 @@ def test_duplicate_table_is_reported(tmp_path: Path):
 
 def test_no_path_gives_empty_config():
     assert load_config(None).sources == {}
+
+
+def test_unknown_top_level_table_is_rejected():
+    raw = {"source": {"s": {"scheme": "svix", "secrets_env": ["ACME_SECRET"]}}}
+    with pytest.raises(ConfigError, match=r"Unknown top-level table 'source' \(did you mean 'sources'\?\)"):
+        parse_config(raw, {"ACME_SECRET": SECRET})
+
+
+def test_misspelled_source_key_suggests_the_right_one():
+    with pytest.raises(ConfigError, match=r"'subject_pointr' \(did you mean 'subject_pointer'\?\) is not a source key"):
+        parse_config(source(subject_pointr="/data/user_id"), {"ACME_SECRET": SECRET})
+
+
+def test_misspelled_secrets_env_is_named():
+    raw = {"sources": {"acme": {"scheme": "standard-webhooks", "secret_env": ["ACME_SECRET"]}}}
+    with pytest.raises(ConfigError, match=r"'secret_env' \(did you mean 'secrets_env'\?\)"):
+        parse_config(raw, {"ACME_SECRET": SECRET})
+
+
+def test_invalid_pointer_message_is_clean():
+    with pytest.raises(ConfigError) as caught:
+        parse_config(source(subject_pointer="data/user_id"), {"ACME_SECRET": SECRET})
+    message = str(caught.value)
+    assert "Value error" not in message
+    assert ".." not in message
