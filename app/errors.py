@@ -11,6 +11,7 @@ Exception tree::
     ├── UnsupportedMediaTypeError   415 (unsupported_content_encoding, unsupported_media_type)
     ├── AuthenticationError         401 with WWW-Authenticate
     ├── ForbiddenError              403 (insufficient_scope)
+    ├── RequestTimeoutError         408 (body_timeout)
     └── StorageUnavailableError     503 with Retry-After (storage_unavailable)
 
 Verification failures from the signature schemes (`VerificationError`) carry
@@ -27,6 +28,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.ingest.schemes.base import VerificationError
 
@@ -90,6 +93,10 @@ class ForbiddenError(HookledgerError):
     status, code, title = 403, "insufficient_scope", "Forbidden"
 
 
+class RequestTimeoutError(HookledgerError):
+    status, code, title = 408, "request_timeout", "Request timeout"
+
+
 class StorageUnavailableError(HookledgerError):
     status, code, title = 503, "storage_unavailable", "Storage unavailable"
 
@@ -119,6 +126,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Payload too large",
     415: "Unsupported media type",
@@ -162,6 +170,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        invalid_json = next((error for error in exc.errors() if error.get("type") == "json_invalid"), None)
+        if invalid_json is not None:
+            reason = (invalid_json.get("ctx") or {}).get("error", "invalid JSON")
+            return problem_response(
+                400,
+                "malformed_payload",
+                "Bad request",
+                f"The request body is not valid JSON ({reason}); send a JSON object with Content-Type application/json.",
+                instance=request.url.path,
+            )
         detail, errors = _validation_detail(exc)
         return problem_response(
             422, "invalid_request", "Unprocessable content", detail, instance=request.url.path, extra={"errors": errors}
@@ -184,13 +202,43 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("http.unhandled_error", path=request.url.path, method=request.method)
-        return problem_response(
-            500,
-            "internal_error",
-            "Internal error",
-            "The server failed while handling this request; it was logged. Retry later or report the request id.",
-            instance=request.url.path,
-        )
+
+INTERNAL_ERROR_DETAIL = (
+    "The server failed while handling this request; it was logged. Retry later or report the request id."
+)
+
+
+class UnhandledErrorMiddleware:
+    """Answer an unexpected exception with one logged 500 problem, and a client disconnect with nothing.
+
+    Starlette's own server-error middleware re-raises after answering, so the
+    server would log every failure a second time as plain text.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            log.info("http.client_disconnected", path=scope.get("path"), method=scope.get("method"))
+        except Exception:
+            log.exception("http.unhandled_error", path=scope.get("path"), method=scope.get("method"))
+            if response_started:
+                return
+            response = problem_response(
+                500, "internal_error", "Internal error", INTERNAL_ERROR_DETAIL, instance=scope.get("path")
+            )
+            await response(scope, receive, send)

@@ -14,7 +14,11 @@ REQUEST_ID_HEADER = b"x-request-id"
 
 
 def configure_logging(level: str = "info", log_format: str = "auto") -> None:
-    """Configure structlog and the standard library root logger once at startup."""
+    """Configure structlog and the standard library's root logger once at startup.
+
+    Records from other libraries (uvicorn, alembic, botocore) go through the
+    same processors, so every line has the same format.
+    """
     use_json = log_format == "json" or (log_format == "auto" and not sys.stdout.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -22,15 +26,33 @@ def configure_logging(level: str = "info", log_format: str = "auto") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    final: list[Any] = [structlog.processors.format_exc_info, renderer] if use_json else [renderer]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer]
-        if use_json
-        else [*shared, renderer],
+        processors=[*shared, *final],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level.upper(), stream=sys.stdout, format="%(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, _add_record_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+def _add_record_logger_name(_logger: Any, _method: str, event_dict: Any) -> Any:
+    record = event_dict.get("_record")
+    if record is not None:
+        event_dict["logger"] = record.name
+    return event_dict
 
 
 class RequestIdMiddleware:

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from app.config import AppConfig, load_config
 from app.db.engine import Database, create_engine
 from app.db.migrate import schema_state
-from app.errors import install_error_handlers
+from app.errors import UnhandledErrorMiddleware, install_error_handlers
 from app.health import router as health_router
 from app.ingest.routes import router as ingest_router
 from app.logs import RequestIdMiddleware
@@ -107,8 +107,11 @@ def create_app(
         summary="Counts what happens in other systems exactly once.",
         version="0.1.0",
         lifespan=lifespan,
+        # Webhook senders do not follow redirects, so /v1/hooks/x/ gets a 404 problem, not a 307.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(ingest_router)

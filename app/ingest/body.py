@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from typing import Any
 from urllib.parse import parse_qsl
@@ -9,11 +10,29 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.requests import Request
 
-from app.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from app.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutError, UnsupportedMediaTypeError
+
+# Time a sender gets to deliver a whole body once the headers have arrived.
+DEFAULT_BODY_TIMEOUT_SECONDS = 10.0
 
 
-async def read_capped_body(request: Request, limit: int) -> bytes:
-    """Return the raw body, raising 413 as soon as more than `limit` bytes arrive."""
+async def read_capped_body(request: Request, limit: int, timeout: float = DEFAULT_BODY_TIMEOUT_SECONDS) -> bytes:
+    """Return the raw body, raising 413 as soon as more than `limit` bytes arrive.
+
+    A body that has not fully arrived after `timeout` seconds gets 408, so a
+    client that stops sending mid-body cannot hold the request open.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_capped_body(request, limit)
+    except TimeoutError as exc:
+        raise RequestTimeoutError(
+            f"The request body did not arrive within {timeout:g} seconds; send the whole body at once.",
+            code="body_timeout",
+        ) from exc
+
+
+async def _read_capped_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(
@@ -74,6 +93,13 @@ def parse_body(body: bytes, content_type: str) -> Any:
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == "application/x-www-form-urlencoded":
         return parse_form(body)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(
+            f"The body is not valid UTF-8 (invalid byte at offset {exc.start}); send JSON encoded as UTF-8.",
+            code="malformed_payload",
+        ) from exc
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
