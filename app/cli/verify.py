@@ -6,6 +6,8 @@ error (bad header syntax, unreadable body file, unknown scheme, bad option).
 
 from __future__ import annotations
 
+import os
+
 import re
 import sys
 from datetime import UTC, datetime
@@ -71,9 +73,6 @@ def url_without_query(url: str) -> str:
 @cli.command("verify")
 def verify_command(
     scheme: Annotated[str, typer.Option("--scheme", help=f"Signature scheme: {', '.join(SCHEMES)}.")],
-    secret: Annotated[
-        list[str], typer.Option("--secret", help="Signing secret; repeat for each secret in rotation.")
-    ],
     body_file: Annotated[
         Path, typer.Option("--body-file", help="File with the raw request body, byte for byte; '-' reads standard input.")
     ],
@@ -100,8 +99,28 @@ def verify_command(
     option: Annotated[
         list[str] | None, typer.Option("--option", help="A scheme option as key=value, as in the source's TOML table.")
     ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            help="Signing secret; repeat for each secret in rotation. Visible to other users in the process "
+            "list and kept in shell history: prefer --secret-env.",
+        ),
+    ] = None,
+    secret_env: Annotated[
+        list[str] | None,
+        typer.Option("--secret-env", help="Name of an environment variable holding a signing secret; repeatable."),
+    ] = None,
 ) -> None:
     """Check one delivery's signature offline and explain the result entry by entry."""
+    secrets = list(secret or [])
+    for variable in secret_env or []:
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            raise typer.BadParameter(f"environment variable {variable} is not set or empty.", param_hint="--secret-env")
+        secrets.append(value)
+    if not secrets:
+        raise typer.BadParameter("give at least one --secret-env NAME or --secret VALUE.", param_hint="--secret-env")
     if scheme not in SCHEMES:
         raise typer.BadParameter(f"{scheme!r} is unknown; known schemes: {', '.join(sorted(SCHEMES))}.", param_hint="--scheme")
     headers = parse_headers(header or [])
@@ -113,9 +132,9 @@ def verify_command(
 
     delivery = Delivery(headers=headers, body=body, url=url, content_type=headers.get("content-type", ""))
     try:
-        explanation = explain(scheme, secret, options, delivery, clock)
+        explanation = explain(scheme, secrets, options, delivery, clock)
     except SchemeConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--secret/--option") from exc
+        raise typer.BadParameter(str(exc), param_hint="--secret-env/--secret/--option") from exc
 
     typer.echo(explanation.summary())
     for step in explanation.steps:

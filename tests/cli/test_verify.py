@@ -141,3 +141,25 @@ def test_empty_secret(tmp_path: Path) -> None:
     result = run("--scheme", "github", "--secret", " ", "--body-file", write_body(tmp_path))
     assert result.exit_code == 2
     assert "is empty" in result.output
+
+
+def test_secret_from_environment(tmp_path: Path) -> None:
+    headers = standard_headers(BODY, msg_id="msg_env", timestamp=NOW_UNIX)
+    body_file = tmp_path / "body.json"
+    body_file.write_bytes(BODY)
+    arguments = ["--scheme", "standard-webhooks", "--body-file", str(body_file), "--now", str(NOW_UNIX)]
+    for name, value in headers.items():
+        arguments += ["--header", f"{name}: {value}"]
+
+    result = runner.invoke(cli, ["verify", *arguments, "--secret-env", "VERIFY_SECRET"], env={"VERIFY_SECRET": STANDARD_SECRET})
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("valid:")
+
+    wide = {"COLUMNS": "200"}
+    missing = runner.invoke(cli, ["verify", *arguments, "--secret-env", "VERIFY_ABSENT"], env=wide)
+    assert missing.exit_code == 2
+    assert "VERIFY_ABSENT is not set" in missing.output
+
+    no_secret = runner.invoke(cli, ["verify", *arguments], env=wide)
+    assert no_secret.exit_code == 2
+    assert "--secret-env" in no_secret.output
