@@ -53,24 +53,51 @@ def check_ledger(database: benchlib.BenchDatabase, prefix: str, outcomes: list[O
 
 
 def one_run(label: str, rate: float, args: argparse.Namespace, workdir: Path, database: benchlib.BenchDatabase,
-            during=None) -> dict:  # type: ignore[no-untyped-def]
+            during=None, server_group: int | None = None) -> dict:  # type: ignore[no-untyped-def]
+    """Send one open-loop run and return its summary, the ledger check and the CPU use of the server."""
     prefix = f"{label}_{int(time.time())}_"
     path = workdir / f"{label}.tsv"
     write_deliveries(path, int(rate * args.duration), prefix=prefix.rstrip("_"), body_bytes=args.body_bytes)
     side = threading.Thread(target=during, daemon=True) if during else None
+    loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    server_before = benchlib.group_cpu_seconds(server_group) if server_group else 0.0
+    postgres_before = benchlib.postgres_cpu_seconds()
     if side:
         side.start()
     started = time.time()
     outcomes = run_open_loop(path, rate=rate, port=args.port, processes=args.processes,
-                             max_connections=args.max_connections, timeout=args.timeout)
+                             max_connections=args.max_connections, timeout=args.timeout,
+                             niceness=args.generator_nice, cpus=args.generator_cpus)
     elapsed = time.time() - started
     if side:
         side.join()
     path.unlink()
-    result = {"run": label, "rate": round(rate, 1), **summarize(outcomes, args.duration),
-              "wall_seconds": round(elapsed, 1), **check_ledger(database, prefix.rstrip("_"), outcomes)}
+    answered = max(1, sum(1 for outcome in outcomes if outcome.status > 0))
+    cpu: dict[str, float] = {"postgres_cpu_us_per_response": round(
+        (benchlib.postgres_cpu_seconds() - postgres_before) / answered * 1e6, 1)}
+    if server_group:
+        server_cpu = benchlib.group_cpu_seconds(server_group) - server_before
+        cpu["server_cpu_us_per_response"] = round(server_cpu / answered * 1e6, 1)
+        cpu["server_cpu_cores"] = round(server_cpu / elapsed, 2)
+    result = {"run": label, "rate": round(rate, 1), "loadavg_before": loadavg, **summarize(outcomes, args.duration),
+              "wall_seconds": round(elapsed, 1), **cpu, **check_ledger(database, prefix.rstrip("_"), outcomes)}
     print(json.dumps(result), flush=True)
     return result
+
+
+def overload_log_summary(log_path: Path) -> dict[str, int]:
+    """Count the server's rate-limited `ingest.overloaded` lines and the deliveries they report."""
+    lines = rejected = 0
+    for line in log_path.read_text(errors="replace").splitlines():
+        if "ingest.overloaded" not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        lines += 1
+        rejected += int(record.get("rejected", 0))
+    return {"overloaded_log_lines": lines, "rejected_in_log_lines": rejected}
 
 
 def main() -> None:
@@ -83,6 +110,12 @@ def main() -> None:
     parser.add_argument("--max-connections", type=int, default=1024, help="Generator connection cap in total.")
     parser.add_argument("--timeout", type=float, default=10.0, help="Seconds before a delivery counts as timed out.")
     parser.add_argument("--body-bytes", type=int, default=1024)
+    parser.add_argument("--generator-nice", type=int, default=0,
+                        help="Scheduling priority of the generator processes; -10 (as root) keeps it on schedule "
+                        "on a box that other jobs saturate.")
+    parser.add_argument("--generator-cpus", type=lambda text: [int(cpu) for cpu in text.split(",")], default=None,
+                        help="Comma-separated CPUs for the generator, e.g. 0 while the script runs under "
+                        "'taskset -c 1' so that the server gets the other CPU.")
     parser.add_argument("--port", type=int, default=18090)
     parser.add_argument("--crash", action="store_true", help="Also run the kill -9 scenario.")
     parser.add_argument("--crash-fraction", type=float, default=0.7)
@@ -94,6 +127,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results = []
+    log_summary: dict[str, int] = {}
     machine = benchlib.machine_description()
     with tempfile.TemporaryDirectory(prefix="hookledger-latency-") as temp, benchlib.postgres_database() as database:
         workdir = Path(temp)
@@ -104,20 +138,21 @@ def main() -> None:
             command = [str(benchlib.VENV_BIN / "python"), str(Path(__file__).with_name("echo_app.py")),
                        "--port", str(args.port), "--workers", str(args.workers)]
         if not args.skip_rates:
-            with benchlib.running_server(command, env, args.port, workdir / "server.log"):
+            with benchlib.running_server(command, env, args.port, workdir / "server.log") as server:
                 time.sleep(1.0)
                 # A short warm-up at half the capacity, not reported.
                 one_run("warmup", args.capacity * 0.5, argparse.Namespace(**{**vars(args), "duration": 3}),
                         workdir, database)
                 for fraction in (float(value) for value in args.fractions.split(",")):
                     results.append(one_run(f"rate{int(fraction * 100)}", args.capacity * fraction, args,
-                                           workdir, database) | {"fraction": fraction})
+                                           workdir, database, server_group=server.pid) | {"fraction": fraction})
+            log_summary = overload_log_summary(workdir / "server.log")
         if args.crash:
             results.append(crash_run(args, command, env, workdir, database))
-    print(json.dumps({"machine": machine, "results": results}, indent=2))
+    print(json.dumps({"machine": machine, "server_log": log_summary, "results": results}, indent=2))
     if args.out:
         args.out.write_text(json.dumps({"machine": machine, "settings": vars(args) | {"out": str(args.out)},
-                                        "results": results}, indent=2))
+                                        "server_log": log_summary, "results": results}, indent=2))
 
 
 def crash_run(args: argparse.Namespace, command: list[str], env: dict[str, str], workdir: Path,
