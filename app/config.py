@@ -74,6 +74,8 @@ class Source:
     decompress: bool
     max_decompressed_bytes: int
     reconciliation: Mapping[str, Any] | None = None
+    # Headers the source reads besides the scheme's own (key and event type), lower-case.
+    header_names: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,20 @@ def parse_source(name: str, body: Any, environ: Mapping[str, str]) -> Source:
         decompress=settings.decompress,
         max_decompressed_bytes=settings.max_decompressed_bytes,
         reconciliation=settings.reconciliation,
+        header_names=frozenset(
+            [*key_spec.headers, *([defaults.event_type_header] if defaults.event_type_header else [])]
+            + _scheme_headers(options)
+        ),
     )
+
+
+def _scheme_headers(options: Mapping[str, Any]) -> list[str]:
+    """Return the header names a generic scheme's options point at (signature, timestamp)."""
+    return [
+        str(options[key]).lower()
+        for key in ("signature_header", "timestamp_header")
+        if isinstance(options.get(key), str)
+    ]
 
 
 def _override(configured: Any, default: Any) -> Any:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     )
     config: Path | None = Field(default=None, description="Path of the TOML configuration file.")
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, description="Default body cap in bytes.")
+    body_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Seconds a sender gets to deliver a whole body; slower ones get 408."
+    )
     admin_token: SecretStr | None = Field(default=None, description="Static bearer token with every admin scope.")
     log_level: str = "info"
     log_format: str = Field(default="auto", description="json, console, or auto (JSON unless stdout is a TTY).")

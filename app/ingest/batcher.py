@@ -237,12 +237,11 @@ class IngestBatcher:
             "ingest.batcher_stopped", batches=self.batches_flushed, rows=self.rows_flushed, rejected=self.rejected
         )
 
-    @contextlib.contextmanager
-    def admission(self) -> Iterator[None]:
-        """Hold one of the `max_pending` places for a delivery.
+    def check_admission(self) -> None:
+        """Raise the 503 `ingest_overloaded` now if a new delivery would not be admitted.
 
-        Raises the 503 `ingest_overloaded` at once when no place is free or
-        the expected wait has exceeded `max_queue_delay` for `overload_hold`.
+        The route calls this before it reads the body, so an overloaded
+        process rejects deliveries without spending time on them.
         """
         if self._closing:
             raise self._shutting_down_error()
@@ -257,6 +256,15 @@ class IngestBatcher:
                     f"a new delivery would wait about {delay * 1e3:.0f} ms, "
                     f"the limit is {self.max_queue_delay * 1e3:.0f} ms"
                 )
+
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """Hold one of the `max_pending` places for a delivery.
+
+        Raises the 503 `ingest_overloaded` at once when no place is free or
+        the expected wait has exceeded `max_queue_delay` for `overload_hold`.
+        """
+        self.check_admission()
         self._admitted += 1
         try:
             yield

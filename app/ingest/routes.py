@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from app.config import Source
+from app.config import SOURCE_NAME, Source
 from app.db.models import Origin
-from app.errors import HookledgerError, NotFoundError, problem_response
+from app.errors import BadRequestError, HookledgerError, NotFoundError, problem_response
 from app.ingest.body import decode_content_encoding, parse_body, read_capped_body
 from app.ingest.extract import (
     ExtractedEvent,
@@ -30,6 +30,19 @@ from app.ingest.service import IngestResult
 from app.state import AppState
 
 BATCHER_KEY = "app.ingest.batcher"
+# Header name prefixes of the signature schemes; a repeated header with one of
+# them is rejected because only one copy could be verified.
+SIGNATURE_HEADER_PREFIXES = (
+    "webhook-",
+    "svix-",
+    "stripe-",
+    "x-hub-",
+    "x-github-",
+    "x-shopify-",
+    "x-slack-",
+    "x-twilio-",
+    "i-twilio-",
+)
 
 
 @asynccontextmanager
@@ -93,14 +106,18 @@ async def receive_hook(source: str, request: Request) -> Response:
     metric_source = source if configured is not None else "unknown"
     try:
         if configured is None:
-            raise NotFoundError(
-                f"Source {source[:64]!r} is not configured; add [sources.{source[:64]}] to the configuration "
-                "file or post to a configured source.",
-                code="unknown_source",
-            )
+            raise NotFoundError(unknown_source_detail(source, state.config.sources), code="unknown_source")
         batcher: IngestBatcher = state.extensions[BATCHER_KEY]
+        batcher.check_admission()
+        # The body is read before a place is taken, so clients that stall mid-body
+        # cannot hold places; each gets 408 after the body timeout.
+        raw = await read_capped_body(
+            request,
+            configured.max_body_bytes or state.settings.max_body_bytes,
+            timeout=state.settings.body_timeout_seconds,
+        )
         with batcher.admission():
-            result = await _ingest(state, batcher, configured, request)
+            result = await _ingest(state, batcher, configured, request, raw)
     except (HookledgerError, VerificationError) as exc:
         state.ingest_metrics.deliveries.labels(metric_source, exc.code).inc()
         state.ingest_metrics.latency.labels(metric_source).observe(time.perf_counter() - started)
@@ -122,11 +139,42 @@ class HandshakeResult:
     status: str = "handshake"
 
 
+def unknown_source_detail(name: str, sources: Mapping[str, Source]) -> str:
+    """Say that a source is not configured, and how to configure it where the name is valid."""
+    shown = name[:64]
+    configured = ", ".join(sorted(sources)) or "none"
+    if SOURCE_NAME.match(name):
+        return (
+            f"Source {shown!r} is not configured (configured sources: {configured}); add [sources.{shown}] "
+            "to the configuration file or post to a configured source."
+        )
+    return (
+        f"Source {shown!r} is not configured, and it is not a valid source name (1-64 lower-case letters, "
+        f"digits, '-' or '_'); post to a configured source: {configured}."
+    )
+
+
+def reject_repeated_headers(request: Request, names: Iterable[str]) -> None:
+    """Reject a delivery that repeats a header the source reads, since only one copy could be checked."""
+    wanted = set(names)
+    seen: set[str] = set()
+    for raw_name, _ in request.headers.raw:
+        name = raw_name.decode("latin-1").lower()
+        if name not in wanted and not name.startswith(SIGNATURE_HEADER_PREFIXES):
+            continue
+        if name in seen:
+            raise BadRequestError(
+                f"Header {name} appears more than once; send it once, as the sender produced it.",
+                code="malformed_header",
+                header=name,
+            )
+        seen.add(name)
+
+
 async def _ingest(
-    state: AppState, batcher: IngestBatcher, source: Source, request: Request
+    state: AppState, batcher: IngestBatcher, source: Source, request: Request, raw: bytes
 ) -> IngestResult | HandshakeResult:
-    limit = source.max_body_bytes or state.settings.max_body_bytes
-    raw = await read_capped_body(request, limit)
+    reject_repeated_headers(request, source.header_names)
     body = decode_content_encoding(
         raw,
         request.headers.get("content-encoding"),

@@ -307,3 +307,77 @@ async def test_implausible_time_detail_names_the_range(client, clock):
     problem = assert_problem(response, 422, "invalid_event")
     assert "1970-01-01" in problem["detail"]
     assert "milliseconds" in problem["detail"]
+
+
+async def test_repeated_signature_header_is_rejected(client, clock):
+    body = event_body()
+    headers = signed(clock, body)
+    raw_headers = [(name.encode(), value.encode()) for name, value in headers.items()]
+    raw_headers.append((b"webhook-signature", b"v1,AAAA"))
+    response = await client.post("/v1/hooks/acme", content=body, headers=raw_headers)
+    problem = assert_problem(response, 400, "malformed_header")
+    assert "webhook-signature appears more than once" in problem["detail"]
+    assert await count_rows(client) == 0
+
+
+async def test_repeated_unrelated_header_is_accepted(client, clock):
+    body = event_body()
+    raw_headers = [(name.encode(), value.encode()) for name, value in signed(clock, body).items()]
+    raw_headers += [(b"x-forwarded-for", b"203.0.113.1"), (b"x-forwarded-for", b"198.51.100.2")]
+    response = await client.post("/v1/hooks/acme", content=body, headers=raw_headers)
+    assert response.status_code == 200, response.text
+
+
+async def test_unknown_source_lists_configured_ones(client, clock):
+    response = await client.post("/v1/hooks/nobody", content=b"{}")
+    problem = assert_problem(response, 404, "unknown_source")
+    assert "configured sources: acme, small" in problem["detail"]
+    assert "[sources.nobody]" in problem["detail"]
+
+    invalid = await client.post("/v1/hooks/STRIPE", content=b"{}")
+    problem = assert_problem(invalid, 404, "unknown_source")
+    assert "not a valid source name" in problem["detail"]
+    assert "[sources.STRIPE]" not in problem["detail"]
+
+
+async def test_stalled_body_gets_408_and_frees_its_place(database_url, clock, tmp_path):
+    from tests.ingest.conftest import ACME_SOURCE, ENVIRON
+    from tests.support.app import config_from, running_app
+
+    config = config_from({"sources": {"acme": dict(ACME_SOURCE)}}, ENVIRON)
+    async with running_app(database_url, config, clock=clock, data_dir=tmp_path, body_timeout_seconds=0.2) as http:
+        app = http.app  # type: ignore[attr-defined]
+        sent: list[dict] = []
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/hooks/acme",
+            "raw_path": b"/v1/hooks/acme",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
+            "server": ("testserver", 80),
+            "client": ("127.0.0.1", 1234),
+            "root_path": "",
+        }
+        chunks = [{"type": "http.request", "body": b'{"type": "t"', "more_body": True}]
+
+        async def receive():
+            if chunks:
+                return chunks.pop(0)
+            await asyncio.sleep(3600)
+
+        async def send(message):
+            sent.append(message)
+
+        await asyncio.wait_for(app(scope, receive, send), timeout=5)
+
+        start = next(message for message in sent if message["type"] == "http.response.start")
+        assert start["status"] == 408
+        body = json.loads(b"".join(message.get("body", b"") for message in sent if message["type"] == "http.response.body"))
+        assert body["code"] == "body_timeout"
+        batcher = app.state.hookledger.extensions["app.ingest.batcher"]
+        assert batcher._admitted == 0
+        assert await count_rows(http) == 0

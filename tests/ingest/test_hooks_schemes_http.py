@@ -376,3 +376,26 @@ async def test_stripe_id_of_wrong_type_rejected(client, clock) -> None:
     assert_problem(response, 422, "invalid_event")
     assert "/id" in response.json()["detail"]
     assert await stored_events(client) == []
+
+
+async def test_github_repeated_event_header_rejected(client, clock) -> None:
+    body = json.dumps({"action": "opened"}).encode()
+    headers = github_headers(SECRETS["github"][0], body)
+    raw = [(name.encode(), value.encode()) for name, value in headers.items()]
+    raw += [(b"x-github-event", b"issues"), (b"content-type", b"application/json")]
+
+    response = await client.post("/v1/hooks/github", content=body, headers=raw)
+
+    assert_problem(response, 400, "malformed_header")
+    assert await stored_events(client) == []
+
+
+async def test_generic_repeated_configured_header_rejected(client, clock) -> None:
+    body = json.dumps({"type": "thing.happened"}).encode()
+    signature = "sha256=" + mac(SECRETS["generic"][0].encode(), body).hex()
+    raw = [(b"x-signature", b"sha256=00"), (b"x-signature", signature.encode()), (b"content-type", b"application/json")]
+
+    response = await client.post("/v1/hooks/generic", content=body, headers=raw)
+
+    assert_problem(response, 400, "malformed_header")
+    assert await stored_events(client) == []
