@@ -6,6 +6,12 @@ secret. The key is the whole `whsec_...` string as UTF-8, not base64-decoded
 as in Standard Webhooks. `v0` and unknown schemes are ignored so that a
 delivery cannot be downgraded to a weaker scheme. Unlike stripe-python, which
 only rejects old timestamps, the tolerance applies in both directions.
+
+NOTE: a retry with the same `evt_` id and a different body is a 409
+idempotency conflict, as for every push. Stripe event objects carry
+`pending_webhooks`; whether Stripe serializes the event again for each retry,
+so that this count changes between attempts, has not been checked against a
+real Stripe account. If it does, such retries get 409s instead of duplicates.
 """
 
 from __future__ import annotations
