@@ -25,7 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Origin
 from app.errors import HookledgerError
-from app.ingest.extract import ExtractedEvent, check_storable, parse_timestamp
+from app.ingest.extract import (
+    EARLIEST_EVENT_TIME,
+    ExtractedEvent,
+    check_plausible_time,
+    check_storable,
+    parse_timestamp,
+)
 from app.ingest.service import IdempotencyConflictError, store_event
 
 log = structlog.get_logger("app.metrics")
@@ -55,9 +61,22 @@ class MetricEventIn(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _timestamp_with_offset(cls, value: str) -> str:
-        if parse_timestamp(value) is None:
-            raise ValueError("must be an ISO 8601 date-time with a UTC offset or Z, e.g. 2026-12-01T10:00:00Z")
-        return value
+        if parse_timestamp(value) is not None:
+            return value
+        if _has_offset(value):
+            # Parsed, but converting it to UTC left datetime's range (e.g. year 1 with offset +23:59).
+            raise ValueError(
+                f"{value[:64]!r} is out of range; send a time between {EARLIEST_EVENT_TIME:%Y-%m-%dT%H:%M:%SZ} "
+                "and one day after the request"
+            )
+        raise ValueError("must be an ISO 8601 date-time with a UTC offset or Z, e.g. 2026-12-01T10:00:00Z")
+
+
+def _has_offset(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -98,7 +117,7 @@ async def store_metric_events(
     results = []
     for index, item in enumerate(items):
         try:
-            event = _validate(item, allowed_sources)
+            event = _validate(item, allowed_sources, received_at)
         except _InvalidItem as exc:
             results.append(ItemResult(index, "invalid", code=exc.code, detail=exc.detail))
             continue
@@ -113,9 +132,15 @@ class _InvalidItem(Exception):
         self.detail = detail
 
 
-def _validate(item: Any, allowed_sources: Collection[str]) -> MetricEventIn:
+def _validate(item: Any, allowed_sources: Collection[str], received_at: datetime) -> MetricEventIn:
     if not isinstance(item, dict):
         raise _InvalidItem("invalid_event", "The item is not a JSON object; send an object with the event fields.")
+    # The depth, NUL and surrogate checks run first, because orjson.dumps (used for the
+    # body hash) fails on objects nested more than 254 levels deep.
+    try:
+        check_storable(item)
+    except HookledgerError as exc:
+        raise _InvalidItem(exc.code, exc.detail) from exc
     try:
         event = MetricEventIn.model_validate(item)
     except ValidationError as exc:
@@ -129,8 +154,10 @@ def _validate(item: Any, allowed_sources: Collection[str]) -> MetricEventIn:
             f"Source {event.source[:64]!r} does not accept metric events; use a configured source "
             "or add it to [metrics_api] sources.",
         )
+    occurred_at = parse_timestamp(event.occurred_at)
+    assert occurred_at is not None  # checked by the model's validator
     try:
-        check_storable(item)
+        check_plausible_time(occurred_at, received_at, where="in occurred_at")
     except HookledgerError as exc:
         raise _InvalidItem(exc.code, exc.detail) from exc
     return event

@@ -11,12 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Origin
 from app.errors import NotFoundError, UnprocessableError
-from app.ingest.extract import parse_timestamp
+from app.ingest.extract import EARLIEST_EVENT_TIME, parse_timestamp
 from app.metrics.definitions import MetricDefinition, MetricsConfig
 from app.metrics.intervals import Interval, align_down, bucket_starts, next_bucket
 from app.metrics.repository import BucketCount, MetricRepository, SeriesWindow
 
 MAX_GROUP_LIMIT = 1000
+DEFAULT_GROUP_LIMIT = 10
+# Series bounds: no event before the Unix epoch is stored, and the upper bound leaves
+# room for a month of bucket arithmetic below datetime's year-9999 maximum.
+EARLIEST_SERIES_TIME = EARLIEST_EVENT_TIME
+LATEST_SERIES_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+_RANGE_ADVICE = (
+    f"send start and end between {EARLIEST_SERIES_TIME:%Y-%m-%dT%H:%M:%SZ} and {LATEST_SERIES_TIME:%Y-%m-%dT%H:%M:%SZ}."
+)
 # Response keys of each origin's share of a bucket.
 ORIGIN_KEYS = {Origin.PUSH: "pushed", Origin.RECONCILIATION: "reconciled", Origin.API: "api"}
 
@@ -31,7 +39,7 @@ class SeriesQuery:
     interval: Interval
     subject: str | None = None
     group_by: str | None = None
-    limit: int = 10
+    limit: int | None = None
 
 
 def get_definition(config: MetricsConfig, name: str) -> MetricDefinition:
@@ -78,7 +86,8 @@ async def get_series(
         body["totals"] = totals
         return body
 
-    subjects = await repository.top_subjects(window, query.limit)
+    limit = query.limit or DEFAULT_GROUP_LIMIT
+    subjects = await repository.top_subjects(window, limit)
     counts = await repository.count_by_subject_bucket(window, subjects)
     by_subject: dict[str, list[BucketCount]] = {subject: [] for subject in subjects}
     for count in counts:
@@ -88,7 +97,7 @@ async def get_series(
         subject_buckets, subject_totals = _fill(starts, end, query.interval, by_subject[subject])
         series.append({"subject": subject, "buckets": subject_buckets, "totals": subject_totals})
     body["group_by"] = "subject"
-    body["limit"] = query.limit
+    body["limit"] = limit
     body["series"] = series
     body["totals"] = totals
     return body
@@ -97,6 +106,14 @@ async def get_series(
 def _parse_window(query: SeriesQuery) -> tuple[datetime, datetime]:
     start = _parse_instant("start", query.start)
     end = _parse_instant("end", query.end)
+    # The range check comes first, so the alignment arithmetic below cannot overflow.
+    for name, value in (("start", start), ("end", end)):
+        if not EARLIEST_SERIES_TIME <= value <= LATEST_SERIES_TIME:
+            raise UnprocessableError(
+                f"{name} {_iso(value)} is out of range; {_RANGE_ADVICE}",
+                code="invalid_parameter",
+                parameter=name,
+            )
     if start >= end:
         raise UnprocessableError(
             f"start ({_iso(start)}) must be before end ({_iso(end)}); the range is half-open [start, end).",
@@ -118,17 +135,37 @@ def _parse_window(query: SeriesQuery) -> tuple[datetime, datetime]:
 
 def _parse_instant(name: str, text: str) -> datetime:
     value = parse_timestamp(text)
-    if value is None:
+    if value is not None:
+        return value
+    if _has_offset(text):
+        # Parsed, but converting it to UTC left datetime's range (e.g. year 1 with offset +23:59).
         raise UnprocessableError(
-            f"{name} {text[:64]!r} is invalid: send an ISO 8601 date-time with a UTC offset or Z, "
-            "e.g. 2026-12-01T00:00:00Z.",
+            f"{name} {text[:64]!r} is out of range; {_RANGE_ADVICE}",
             code="invalid_parameter",
             parameter=name,
         )
-    return value
+    raise UnprocessableError(
+        f"{name} {text[:64]!r} is invalid: send an ISO 8601 date-time with a UTC offset or Z, "
+        "e.g. 2026-12-01T00:00:00Z.",
+        code="invalid_parameter",
+        parameter=name,
+    )
+
+
+def _has_offset(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def _check_subject_options(definition: MetricDefinition, query: SeriesQuery) -> None:
+    if query.subject is not None and "\x00" in query.subject:
+        raise UnprocessableError(
+            "subject contains a NUL character (\\u0000), which no stored subject can contain; remove it.",
+            code="invalid_parameter",
+            parameter="subject",
+        )
     if (query.subject is not None or query.group_by is not None) and not definition.by_subject:
         parameter = "subject" if query.subject is not None else "group_by"
         raise UnprocessableError(
@@ -142,6 +179,12 @@ def _check_subject_options(definition: MetricDefinition, query: SeriesQuery) -> 
             "subject and group_by=subject cannot be combined; send one of them.",
             code="invalid_parameter",
             parameter="group_by",
+        )
+    if query.limit is not None and query.group_by is None:
+        raise UnprocessableError(
+            "limit sets the number of subjects returned with group_by=subject; add group_by=subject or remove limit.",
+            code="invalid_parameter",
+            parameter="limit",
         )
 
 

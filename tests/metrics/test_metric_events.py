@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -9,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.db.models import Event
+from app.ingest.extract import MAX_PAYLOAD_DEPTH
 from tests.metrics.conftest import AUTH, RAW_CONFIG, ENVIRON, insert_rows, row
 from tests.support.app import config_from, running_app
 
@@ -187,3 +190,107 @@ async def test_api_events_count_in_series(client):
     )
     buckets = response.json()["buckets"]
     assert [(bucket["value"], bucket["api"], bucket["pushed"]) for bucket in buckets] == [(1, 1, 0), (1, 1, 0)]
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """Return an object nested `levels` objects deep, counting the outermost one."""
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"child": value}
+    return value
+
+
+async def test_deeply_nested_payload_is_invalid(client):
+    """900 levels pass orjson.loads but overflow orjson.dumps (254 levels); the item is rejected first."""
+    batch = {"events": [event("deep", payload=nested(900)), event("flat")]}
+    response = await client.post("/v1/metric-events", content=json.dumps(batch), headers=AUTH)
+
+    assert response.status_code == 200, response.text
+    deep, flat = response.json()["results"]
+    assert deep["status"] == "invalid"
+    assert deep["code"] == "invalid_event"
+    assert "nested more than" in deep["detail"]
+    assert flat["status"] == "accepted"
+    assert [row_.idempotency_key for row_ in await stored(client)] == ["flat"]
+
+
+async def test_payload_at_depth_limit_is_stored(client):
+    # The item is level 1 and its payload level 2, so this payload reaches the maximum of 64 levels.
+    result = (await post(client, event(payload=nested(MAX_PAYLOAD_DEPTH - 1)))).json()["results"][0]
+    assert result["status"] == "accepted"
+
+
+async def test_body_beyond_json_depth_is_400(client):
+    body = b'{"events": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    response = await client.post("/v1/metric-events", content=body, headers=AUTH)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "malformed_payload"
+    assert await stored(client) == []
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "fragment"),
+    [
+        ("0001-01-01T00:00:00+23:59", "out of range"),
+        ("9999-12-31T23:59:59-23:59", "out of range"),
+        ("0001-01-01T00:00:00Z", "implausible"),
+        ("1969-12-31T23:59:59Z", "implausible"),
+        ("2026-12-03T12:00:01Z", "implausible"),
+    ],
+    ids=["year-1-offset", "year-9999-offset", "year-1", "before-1970", "two-days-ahead"],
+)
+async def test_out_of_range_time_is_invalid(client, occurred_at, fragment):
+    result = (await post(client, event(occurred_at=occurred_at))).json()["results"][0]
+
+    assert result["status"] == "invalid"
+    assert result["code"] == "invalid_event"
+    assert "occurred_at" in result["detail"]
+    assert fragment in result["detail"]
+    assert "1970-01-01" in result["detail"]
+    assert await stored(client) == []
+
+
+async def test_time_one_day_ahead_is_accepted(client, clock):
+    ahead = (clock.now + timedelta(days=1)).isoformat()
+    result = (await post(client, event(occurred_at=ahead))).json()["results"][0]
+    assert result["status"] == "accepted"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "chunked"])
+async def test_body_too_large_names_setting(database_url, clock, tmp_path, monkeypatch, streamed):
+    monkeypatch.setenv("HOOKLEDGER_MAX_METRIC_EVENTS_BODY_BYTES", "1000")
+    config = config_from(RAW_CONFIG, ENVIRON)
+    body = json.dumps({"events": [event(f"k{n}") for n in range(20)]}).encode()
+    assert len(body) > 1000
+
+    async def chunks():
+        for offset in range(0, len(body), 100):
+            yield body[offset : offset + 100]
+
+    async with running_app(database_url, config, clock=clock, data_dir=tmp_path, admin_token=AUTH["Authorization"][7:]) as client:
+        content: Any = chunks() if streamed else body
+        response = await client.post("/v1/metric-events", content=content, headers=AUTH)
+
+        assert response.status_code == 413
+        problem = response.json()
+        assert problem["code"] == "payload_too_large"
+        assert problem["limit"] == 1000
+        assert "HOOKLEDGER_MAX_METRIC_EVENTS_BODY_BYTES" in problem["detail"]
+        assert "max_body_bytes for the source" not in problem["detail"]
+        assert await stored(client) == []
+
+
+async def test_default_body_limit_names_setting(client):
+    response = await client.post("/v1/metric-events", content=b" " * (9 * 1024 * 1024), headers=AUTH)
+    assert response.status_code == 413
+    assert "HOOKLEDGER_MAX_METRIC_EVENTS_BODY_BYTES" in response.json()["detail"]
+
+
+async def test_unknown_query_parameter_is_422(client):
+    response = await client.post("/v1/metric-events?dry_run=true", json=event(), headers=AUTH)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["code"] == "invalid_parameter"
+    assert problem["parameter"] == "dry_run"
+    assert await stored(client) == []

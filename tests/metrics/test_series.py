@@ -321,3 +321,106 @@ async def test_series_requires_token(client):
     response = await client.get("/v1/metrics/logins", params=params)
     assert_problem(response, 401, "missing_token")
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+WINDOW = {"start": "2026-12-01T00:00:00Z", "end": "2026-12-02T00:00:00Z", "interval": "day"}
+
+
+async def test_unknown_parameter_names_closest_match(client):
+    await insert_rows(client, [row("a", "2026-12-01T10:00:00+00:00", subject="cus_X")])
+    response = await client.get("/v1/metrics/logins", params={**WINDOW, "subjet": "cus_Y"}, headers=AUTH)
+
+    problem = assert_problem(response, 422, "invalid_parameter")
+    assert problem["parameter"] == "subjet"
+    assert "did you mean 'subject'?" in problem["detail"]
+    assert problem["accepted"] == ["end", "group_by", "interval", "limit", "start", "subject"]
+    assert "end, group_by, interval, limit, start, subject" in problem["detail"]
+
+
+async def test_several_unknown_parameters_all_named(client):
+    response = await client.get("/v1/metrics/logins", params={**WINDOW, "intervall": "day", "zzz": "1"}, headers=AUTH)
+
+    problem = assert_problem(response, 422, "invalid_parameter")
+    assert "'intervall' (did you mean 'interval'?)" in problem["detail"]
+    assert "'zzz'" in problem["detail"]
+
+
+async def test_repeated_parameter_is_422(client):
+    query = "start=2026-12-01T00:00:00Z&start=2026-11-01T00:00:00Z&end=2026-12-02T00:00:00Z&interval=day"
+    response = await client.get(f"/v1/metrics/logins?{query}", headers=AUTH)
+
+    problem = assert_problem(response, 422, "invalid_parameter")
+    assert problem["parameter"] == "start"
+    assert "2 times" in problem["detail"]
+
+
+async def test_unknown_parameter_beside_missing_required_one(client):
+    """A typo of a required parameter is reported by its name, not as a missing parameter."""
+    params = {"start": "2026-12-01T00:00:00Z", "edn": "2026-12-02T00:00:00Z", "interval": "day"}
+    problem = assert_problem(await client.get("/v1/metrics/logins", params=params, headers=AUTH), 422, "invalid_parameter")
+    assert "did you mean 'end'?" in problem["detail"]
+
+
+async def test_listing_rejects_query_parameters(client):
+    problem = assert_problem(await client.get("/v1/metrics?name=logins", headers=AUTH), 422, "invalid_parameter")
+    assert "takes no query parameters" in problem["detail"]
+    assert problem["accepted"] == []
+
+
+async def test_unknown_parameter_without_token_is_401(client):
+    response = await client.get("/v1/metrics/logins", params={**WINDOW, "subjet": "x"})
+    assert_problem(response, 401, "missing_token")
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter", "fragment"),
+    [
+        ({"start": "0001-01-01T00:00:00Z", "end": "0001-01-08T00:00:00Z", "interval": "week"}, "start", "out of range"),
+        ({"start": "0001-01-01T00:00:00+23:59", "end": "2026-12-01T00:00:00Z", "interval": "day"}, "start", "out of range"),
+        ({"start": "2026-12-01T00:00:00Z", "end": "9999-12-31T23:59:59-23:59", "interval": "day"}, "end", "out of range"),
+        ({"start": "9999-12-01T00:00:00Z", "end": "9999-12-31T12:00:00Z", "interval": "day"}, "start", "out of range"),
+        ({"start": "9998-12-01T00:00:00Z", "end": "9999-12-01T00:00:00Z", "interval": "month"}, "end", "out of range"),
+        ({"start": "1969-12-31T00:00:00Z", "end": "1970-01-02T00:00:00Z", "interval": "day"}, "start", "1970-01-01"),
+    ],
+    ids=["year-1", "year-1-offset", "year-9999-offset", "year-9999-unaligned", "month-past-9999", "before-1970"],
+)
+async def test_extreme_dates_are_422(client, params, parameter, fragment):
+    problem = assert_problem(await client.get("/v1/metrics/logins", params=params, headers=AUTH), 422, "invalid_parameter")
+    assert problem["parameter"] == parameter
+    assert fragment in problem["detail"]
+    assert "9999-01-01T00:00:00Z" in problem["detail"]
+
+
+async def test_range_edges_are_allowed(client):
+    first = await series(client, "logins", start="1970-01-01T00:00:00Z", end="1970-01-03T00:00:00Z", interval="day")
+    last = await series(client, "logins", start="9998-12-01T00:00:00Z", end="9999-01-01T00:00:00Z", interval="month")
+    assert values(first) == [("1970-01-01T00:00:00Z", 0), ("1970-01-02T00:00:00Z", 0)]
+    assert values(last) == [("9998-12-01T00:00:00Z", 0)]
+
+
+async def test_subject_with_nul_is_422(client):
+    response = await client.get("/v1/metrics/logins", params={**WINDOW, "subject": "user\x00_1"}, headers=AUTH)
+    problem = assert_problem(response, 422, "invalid_parameter")
+    assert problem["parameter"] == "subject"
+    assert "NUL" in problem["detail"]
+
+
+async def test_limit_without_group_by_is_422(client):
+    response = await client.get("/v1/metrics/logins", params={**WINDOW, "limit": 3}, headers=AUTH)
+    problem = assert_problem(response, 422, "invalid_parameter")
+    assert problem["parameter"] == "limit"
+    assert "group_by=subject" in problem["detail"]
+
+
+async def test_group_by_default_limit_is_10(client):
+    await insert_rows(client, [row(f"k{n}", "2026-12-01T10:00:00+00:00", subject=f"user_{n:02}") for n in range(12)])
+    body = await series(client, "logins", **WINDOW, group_by="subject")
+    assert body["limit"] == 10
+    assert len(body["series"]) == 10
+
+
+@pytest.mark.parametrize("limit", ["1" + "0" * 40, "-1", "1e3", "ten"])
+async def test_extreme_limit_is_422(client, limit):
+    response = await client.get("/v1/metrics/logins", params={**WINDOW, "group_by": "subject", "limit": limit}, headers=AUTH)
+    problem = assert_problem(response, 422, "invalid_request")
+    assert "limit" in problem["detail"]
