@@ -127,18 +127,20 @@ async def _reconcile(
     engine = create_engine(settings)
     database = Database(engine)
     try:
+        reconciler = Reconciler(database, reconciliation, known_sources=known_sources, clock=utc_now)
+        # The source and window are checked before the first database query, so a bad argument
+        # fails with its own message even when the database is unreachable.
+        settings_for_source = reconciler.settings_for(source)
+        if last is not None:
+            windows = recent_windows(utc_now(), settings_for_source.window, settings_for_source.settle_lag, last)
+        else:
+            windows = [reconciler.window_for(source, start, end)]
         schema = await schema_state(engine)
         if not schema.is_current:
             raise SchemaNotCurrentError(
                 f"The database schema is at revision {schema.current or 'none'} and this version needs "
                 f"{schema.head}; run 'hookledger migrate' first."
             )
-        reconciler = Reconciler(database, reconciliation, known_sources=known_sources, clock=utc_now)
-        settings_for_source = reconciler.settings_for(source)
-        if last is not None:
-            windows = recent_windows(utc_now(), settings_for_source.window, settings_for_source.settle_lag, last)
-        else:
-            windows = [reconciler.window_for(source, start, end)]
         return await _run_windows(reconciler, source, windows, show_progress)
     finally:
         await database.dispose()

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 RunStatusName = Literal["running", "succeeded", "failed"]
+# Run ids are BIGINT (signed 64-bit) on PostgreSQL and INTEGER on SQLite; larger ids cannot exist.
+MAX_RUN_ID = 2**63 - 1
 
 
 class TriggerRequest(BaseModel):

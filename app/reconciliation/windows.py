@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 from app.reconciliation.errors import InvalidWindowError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Earlier windows are rejected as typing mistakes. The bound also keeps window and partition
+# arithmetic far from datetime's year-1 minimum, where it raises OverflowError.
+EARLIEST_WINDOW_START = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, order=True)
@@ -18,7 +21,7 @@ class Window:
     end: datetime
 
     def __str__(self) -> str:
-        return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+        return f"[{_iso(self.start)}, {_iso(self.end)})"
 
 
 def floor_to(moment: datetime, size: timedelta) -> datetime:
@@ -53,44 +56,80 @@ def resolve_window(
     """Turn a requested start and/or end into one settled window; raise InvalidWindowError with the reason.
 
     With neither bound the window is the last settled one. With one bound the
-    other is one window size away.
+    other is one window size away. Bounds must lie between EARLIEST_WINDOW_START
+    and `now`; they are checked before any arithmetic, so no bound can overflow.
     """
     for name, value in (("start", start), ("end", end)):
         if value is not None and (value.tzinfo is None or value.utcoffset() is None):
             raise InvalidWindowError(f"{name} {value.isoformat()} has no time zone; send it in UTC, e.g. with a Z suffix.")
     if start is None and end is None:
         return last_closed_window(now, size, settle_lag)
+    for name, value in (("start", start), ("end", end)):
+        if value is not None:
+            _check_in_range(name, value, now=now, size=size, settle_lag=settle_lag)
     if start is None:
         assert end is not None
         start = end - size
     if end is None:
         end = start + size
     start, end = start.astimezone(UTC), end.astimezone(UTC)
-    label = _size_label(size)
+    label = _duration_label(size)
 
     if start >= end:
-        raise InvalidWindowError(f"start {start.isoformat()} is not before end {end.isoformat()}; send start < end.")
+        raise InvalidWindowError(f"start {_iso(start)} is not before end {_iso(end)}; send start < end.")
+    if start < EARLIEST_WINDOW_START:
+        raise InvalidWindowError(
+            f"The window {Window(start, end)} starts before {_iso(EARLIEST_WINDOW_START)}; "
+            f"reconciliation windows must lie between {_iso(EARLIEST_WINDOW_START)} and now ({_iso(now)})."
+        )
     for name, value in (("start", start), ("end", end)):
         if not is_aligned(value, size):
             raise InvalidWindowError(
-                f"{name} {value.isoformat()} is not aligned to the {label} window; "
-                f"use {floor_to(value, size).isoformat()} or the next boundary."
+                f"{name} {_iso(value)} is not aligned to the {label} window; "
+                f"use {_iso(floor_to(value, size))} or the next boundary."
             )
     if end - start > size:
         raise InvalidWindowError(
             f"The window {Window(start, end)} spans {(end - start) // size} windows of {label}; "
             "a run covers one window, so send one request per window."
         )
-    settled_until = now - settle_lag
-    if end > settled_until:
-        raise InvalidWindowError(
-            f"The window {Window(start, end)} is not settled yet: it must end at least {settle_lag} before now "
-            f"({settled_until.isoformat()}); the newest settled window is {last_closed_window(now, size, settle_lag)}."
-        )
+    if end > now - settle_lag:
+        raise InvalidWindowError(_not_settled(Window(start, end), now=now, size=size, settle_lag=settle_lag))
     return Window(start, end)
 
 
-def _size_label(size: timedelta) -> str:
-    if size % timedelta(days=1) == timedelta(0):
-        return f"{size // timedelta(days=1)}d"
-    return f"{size // timedelta(hours=1)}h"
+def _check_in_range(name: str, value: datetime, *, now: datetime, size: timedelta, settle_lag: timedelta) -> None:
+    """Reject a bound before EARLIEST_WINDOW_START or after `now`; comparing aware datetimes cannot overflow."""
+    if value < EARLIEST_WINDOW_START:
+        raise InvalidWindowError(
+            f"{name} {value.isoformat()} is before {_iso(EARLIEST_WINDOW_START)}; reconciliation windows "
+            f"must lie between {_iso(EARLIEST_WINDOW_START)} and now ({_iso(now)}), so send a later {name}."
+        )
+    if value > now:
+        newest = last_closed_window(now, size, settle_lag)
+        raise InvalidWindowError(
+            f"{name} {value.isoformat()} is after now ({_iso(now)}); reconciliation windows must lie between "
+            f"{_iso(EARLIEST_WINDOW_START)} and now, and end at least {_duration_label(settle_lag)} before now. "
+            f"The newest settled window is {newest}."
+        )
+
+
+def _not_settled(window: Window, *, now: datetime, size: timedelta, settle_lag: timedelta) -> str:
+    newest = last_closed_window(now, size, settle_lag)
+    return (
+        f"The window {window} is not settled yet: a window must end at least {_duration_label(settle_lag)} "
+        f"before now. Now is {_iso(now)}, so the latest end allowed is {_iso(newest.end)}; "
+        f"the newest settled window is {newest}."
+    )
+
+
+def _duration_label(duration: timedelta) -> str:
+    """Write a duration as whole days, hours, minutes or seconds, e.g. 1d, 1h, 90m."""
+    for unit, suffix in ((timedelta(days=1), "d"), (timedelta(hours=1), "h"), (timedelta(minutes=1), "m")):
+        if duration >= unit and duration % unit == timedelta(0):
+            return f"{duration // unit}{suffix}"
+    return f"{int(duration.total_seconds())}s"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

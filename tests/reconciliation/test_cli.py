@@ -101,8 +101,12 @@ def test_failed_run_exits_1(environment, tmp_path: Path):
         (["--last", "2", "--start", START], "either --last or --start/--end"),
         (["--start", "2024-03-05T05:00:00Z"], "not aligned"),
         (["--start", "2024-03-05T00:00:00"], "no time zone"),
+        (["--start", "0001-01-01T00:00:00Z"], "is before 2000-01-01T00:00:00Z"),
+        (["--start", "0001-01-01T00:00:00+23:59"], "is before 2000-01-01T00:00:00Z"),
+        (["--end", "0001-01-01T00:00:00Z"], "is before 2000-01-01T00:00:00Z"),
+        (["--start", "9999-12-31T00:00:00Z"], "is after now"),
     ],
-    ids=["last-and-start", "unaligned", "naive"],
+    ids=["last-and-start", "unaligned", "naive", "year-1", "year-1-offset", "year-1-end", "year-9999"],
 )
 def test_bad_arguments_exit_2(environment, args, message):
     result = invoke(environment, *args)
@@ -116,3 +120,24 @@ def test_unknown_source_exits_2(environment):
 
     assert result.exit_code == 2
     assert "nobody" in result.output
+
+
+def test_out_of_range_window_is_one_line(environment):
+    result = invoke(environment, "--start", "0001-01-01T00:00:00Z")
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: start 0001-01-01T00:00:00+00:00 is before 2000-01-01T00:00:00Z")
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, OverflowError)
+
+
+def test_bad_window_is_reported_before_database(environment):
+    """The window is checked before any query, so an unreachable database does not hide the real error."""
+    unreachable = environment | {"HOOKLEDGER_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none"}
+    result = invoke(unreachable, "--start", "0001-01-01T00:00:00Z")
+
+    assert result.exit_code == 2
+    assert "is before 2000-01-01T00:00:00Z" in result.stderr

@@ -189,3 +189,91 @@ async def test_prometheus_shows_run_metrics(client):
     assert samples[("hookledger_reconciliation_rows_retracted_total", auth0)] == 0
     assert samples[("hookledger_reconciliation_scanned_bytes_total", auth0)] == 1234
     assert samples[("hookledger_reconciliation_last_success_window_end_seconds", auth0)] == NEXT_DAY.timestamp()
+
+
+async def runs_stored(client: httpx.AsyncClient) -> list[dict]:
+    response = await client.get("/v1/reconciliations", headers=ADMIN)
+    assert response.status_code == 200
+    return response.json()["runs"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"start": "0001-01-01T00:00:00Z"}, "is before 2000-01-01T00:00:00Z"),
+        ({"start": "0001-01-01T00:00:00+23:59"}, "is before 2000-01-01T00:00:00Z"),
+        ({"end": "0001-01-01T00:00:00Z"}, "is before 2000-01-01T00:00:00Z"),
+        ({"start": "9999-12-31T00:00:00Z"}, "is after now (2026-12-02T02:00:00Z)"),
+        ({"end": "9999-12-31T23:59:59-23:59"}, "is after now"),
+    ],
+    ids=["year-1", "year-1-offset", "year-1-end", "year-9999", "year-9999-offset"],
+)
+async def test_window_outside_range_is_422_and_starts_nothing(client, body, fragment):
+    response = await client.post("/v1/reconciliations", json={"source": "auth0"} | body, headers=ADMIN)
+
+    problem = assert_problem(response, 422, "invalid_window")
+    assert fragment in problem["detail"]
+    assert "between 2000-01-01T00:00:00Z and now" in problem["detail"]
+    assert await runs_stored(client) == []
+
+
+async def test_unsettled_window_detail_shows_now(client):
+    body = {"source": "auth0", "start": "2026-12-02T00:00:00Z"}
+    problem = assert_problem(await client.post("/v1/reconciliations", json=body, headers=ADMIN), 422, "invalid_window")
+    assert "Now is 2026-12-02T02:00:00Z" in problem["detail"]
+    assert "latest end allowed is 2026-12-02T00:00:00Z" in problem["detail"]
+
+
+async def test_unknown_listing_parameter_is_422(client):
+    response = await client.get("/v1/reconciliations?limt=3", headers=ADMIN)
+
+    problem = assert_problem(response, 422, "invalid_parameter")
+    assert problem["parameter"] == "limt"
+    assert problem["accepted"] == ["limit", "source", "status"]
+    assert "did you mean 'limit'?" in problem["detail"]
+
+
+async def test_repeated_listing_parameter_is_422(client):
+    response = await client.get("/v1/reconciliations?status=failed&status=succeeded", headers=ADMIN)
+    problem = assert_problem(response, 422, "invalid_parameter")
+    assert problem["parameter"] == "status"
+
+
+async def test_query_parameter_on_trigger_is_422(client):
+    response = await client.post("/v1/reconciliations?source=auth0", json={"source": "auth0"}, headers=ADMIN)
+
+    problem = assert_problem(response, 422, "invalid_parameter")
+    assert "takes no query parameters" in problem["detail"]
+    assert await runs_stored(client) == []
+
+
+async def test_unknown_parameter_without_token_is_401(client):
+    assert_problem(await client.get("/v1/reconciliations?limt=3"), 401, "missing_token")
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    ["abc", "1.5", "0", "-1", str(2**63), str(2**64), "9" * 40],
+    ids=["word", "fraction", "zero", "negative", "int64-max-plus-1", "uint64", "40-digits"],
+)
+async def test_bad_run_id_is_422(client, run_id):
+    problem = assert_problem(await client.get(f"/v1/reconciliations/{run_id}", headers=ADMIN), 422, "invalid_request")
+    assert "run_id" in problem["detail"]
+
+
+async def test_largest_run_id_is_404(client):
+    response = await client.get(f"/v1/reconciliations/{2**63 - 1}", headers=ADMIN)
+    assert_problem(response, 404, "run_not_found")
+
+
+@pytest.mark.parametrize("limit", ["1" + "0" * 40, "501", "-5", "ten"])
+async def test_extreme_listing_limit_is_422(client, limit):
+    problem = assert_problem(await client.get(f"/v1/reconciliations?limit={limit}", headers=ADMIN), 422, "invalid_request")
+    assert "limit" in problem["detail"]
+
+
+@pytest.mark.parametrize("source", ["a%00b", "Auth0", "-auth0"], ids=["nul", "upper-case", "leading-dash"])
+async def test_invalid_source_filter_is_422(client, source):
+    problem = assert_problem(await client.get(f"/v1/reconciliations?source={source}", headers=ADMIN), 422, "invalid_parameter")
+    assert problem["parameter"] == "source"
+    assert "not a valid source name" in problem["detail"]
