@@ -12,13 +12,12 @@ unnecessary), never the whole window.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.db.engine import Database
-from app.ingest.pointer import resolve_pointer
 from app.reconciliation.config import SourceReconciliation
 from app.reconciliation.engines.base import LogRecord
 from app.reconciliation.errors import LogOrderError
@@ -53,28 +52,46 @@ class PushStream:
     caller must await.
     """
 
-    def __init__(self, database: Database, source: str, start: datetime, end: datetime) -> None:
+    def __init__(
+        self,
+        database: Database,
+        source: str,
+        start: datetime,
+        end: datetime,
+        hint_pointers: Mapping[str, str | None] | None = None,
+    ) -> None:
         self._database = database
         self._source = source
         self._start = start
         self._end = end
+        self._hint_pointers = hint_pointers
         self._buffer: deque[PushedRow] = deque()
         self._resources = AsyncExitStack()
         self._chunks: AsyncIterator[list[PushedRow]] | None = None
         self._exhausted = False
 
+    async def _read_chunk(self) -> None:
+        if self._chunks is None:
+            session = await self._resources.enter_async_context(self._database.transaction())
+            self._chunks = LedgerRepository(session).stream_pushed(
+                self._source, self._start, self._end, self._hint_pointers
+            )
+        chunk = await anext(self._chunks, None)
+        if chunk is None:
+            self._exhausted = True
+        else:
+            self._buffer.extend(chunk)
+
     async def _fill(self) -> bool:
         """Read the next chunk when the buffer is empty; return whether a row is available."""
         while not self._buffer and not self._exhausted:
-            if self._chunks is None:
-                session = await self._resources.enter_async_context(self._database.transaction())
-                self._chunks = LedgerRepository(session).stream_pushed(self._source, self._start, self._end)
-            chunk = await anext(self._chunks, None)
-            if chunk is None:
-                self._exhausted = True
-            else:
-                self._buffer.extend(chunk)
+            await self._read_chunk()
         return bool(self._buffer)
+
+    async def prefetch(self, max_rows: int) -> None:
+        """Read chunks ahead until at least `max_rows` rows are buffered or the rows run out."""
+        while len(self._buffer) < max_rows and not self._exhausted:
+            await self._read_chunk()
 
     async def close(self) -> None:
         await self._resources.aclose()
@@ -100,13 +117,6 @@ class PushStream:
         chunk = list(self._buffer)
         self._buffer.clear()
         return chunk
-
-
-def _text_hint(payload: object, pointer: str | None) -> str | None:
-    if pointer is None:
-        return None
-    value = resolve_pointer(payload, pointer, None)
-    return value if isinstance(value, str) and value else None
 
 
 class MatchPlanner:
@@ -168,7 +178,6 @@ class MatchPlanner:
                 self.plan.report_push(push)
 
     def _match(self, subject: str, records: Sequence[LogRecord], pushes: Sequence[PushedRow]) -> None:
-        hints = self.settings.hint_pointers
         logs = [
             Occurrence(
                 id=record.log_id,
@@ -187,9 +196,9 @@ class MatchPlanner:
                 subject=subject,
                 event_type=push.event_type,
                 occurred_at=push.occurred_at,
-                transaction_id=_text_hint(push.payload, hints.transaction_id),
-                session_id=_text_hint(push.payload, hints.session_id),
-                client_id=_text_hint(push.payload, hints.client_id),
+                transaction_id=push.transaction_id,
+                session_id=push.session_id,
+                client_id=push.client_id,
             )
             for push in pushes
         ]

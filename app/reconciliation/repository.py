@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, text, update
+from sqlalchemy import ColumnElement, case, delete, func, null, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Event, Origin, ReconciliationRun
+from app.ingest.pointer import parse_pointer, resolve_pointer
 from app.reconciliation.windows import Window
 
 
@@ -151,20 +152,54 @@ class RunRepository:
         return (await self.session.execute(statement)).rowcount == 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PushedRow:
-    """A pushed or API event, as the matcher and the key strategy read it."""
+    """A pushed or API event, as the matcher and the key strategy read it.
+
+    The hints are the non-empty strings at the source's hint pointers in the
+    payload, or None.
+    """
 
     id: int
     idempotency_key: str
     subject: str | None
     event_type: str
     occurred_at: datetime
-    payload: Any
+    transaction_id: str | None = None
+    session_id: str | None = None
+    client_id: str | None = None
 
     @property
     def subject_key(self) -> str:
         return self.subject or ""
+
+
+HINT_NAMES = ("transaction_id", "session_id", "client_id")
+
+
+def sql_path(pointer: str) -> tuple[str, ...] | None:
+    """Return the pointer's tokens when SQL resolves them exactly as `resolve_pointer` does, else None.
+
+    Only object keys qualify. A token of digits could index an array, where
+    PostgreSQL also accepts negative and zero-padded indexes, and some
+    characters would need escaping in a SQLite JSON path.
+    """
+    tokens = parse_pointer(pointer)
+    if not tokens:
+        return None
+    for token in tokens:
+        if not token or token.lstrip("-").isdigit() or any(character in _PATH_SPECIALS for character in token):
+            return None
+    return tokens
+
+
+_PATH_SPECIALS = frozenset('"\\\'.[]$*')
+
+
+def text_hint(payload: object, pointer: str) -> str | None:
+    """Return the non-empty string at `pointer` in `payload`, or None."""
+    value = resolve_pointer(payload, pointer, None)
+    return value if isinstance(value, str) and value else None
 
 
 class LedgerRepository:
@@ -183,15 +218,53 @@ class LedgerRepository:
         key = func.coalesce(Event.subject, "")
         return key.collate("C") if self.dialect == "postgresql" else key
 
-    async def stream_pushed(self, source: str, start: datetime, end: datetime) -> AsyncIterator[list[PushedRow]]:
+    def _text_at(self, path: tuple[str, ...]) -> ColumnElement[str | None]:
+        """Return the SQL for the non-empty JSON string at `path` in the payload, else NULL."""
+        if self.dialect == "postgresql":
+            is_string = func.jsonb_typeof(func.jsonb_extract_path(Event.payload, *path)) == "string"
+            text_value = func.jsonb_extract_path_text(Event.payload, *path)
+        else:
+            json_path = "$" + "".join(f'."{token}"' for token in path)
+            is_string = func.json_type(Event.payload, json_path) == "text"
+            text_value = func.json_extract(Event.payload, json_path)
+        return case((is_string, func.nullif(text_value, "")), else_=null())
+
+    async def stream_pushed(
+        self, source: str, start: datetime, end: datetime, hint_pointers: Mapping[str, str | None] | None = None
+    ) -> AsyncIterator[list[PushedRow]]:
         """Yield push and API events with `start <= occurred_at < end` in chunks, from one server-side cursor.
 
         Rows come ordered by (subject or "", occurred_at, id), the order of the
-        log query, so the caller can merge-join the two streams.
+        log query, so the caller can merge-join the two streams. `hint_pointers`
+        maps `transaction_id`, `session_id` and `client_id` to JSON pointers
+        into the payload. The database resolves the pointers made of object keys
+        alone, so most payloads are never sent or decoded. Others are resolved
+        in Python from the payload.
         """
+        pointers = hint_pointers or {}
+        hint_columns: list[ColumnElement[Any]] = []
+        in_python: dict[int, str] = {}
+        for index, name in enumerate(HINT_NAMES):
+            pointer = pointers.get(name)
+            path = sql_path(pointer) if pointer else None
+            if path is not None:
+                hint_columns.append(self._text_at(path))
+            else:
+                hint_columns.append(null())
+                if pointer:
+                    in_python[index] = pointer
+        payload_columns = [Event.payload] if in_python else []
         subject_key = self._subject_key()
         statement = (
-            select(Event.id, Event.idempotency_key, Event.subject, Event.event_type, Event.occurred_at, Event.payload)
+            select(
+                Event.id,
+                Event.idempotency_key,
+                Event.subject,
+                Event.event_type,
+                Event.occurred_at,
+                *hint_columns,
+                *payload_columns,
+            )
             .where(
                 Event.source == source,
                 Event.origin.in_((Origin.PUSH, Origin.API)),
@@ -202,7 +275,16 @@ class LedgerRepository:
         )
         result = await self.session.stream(statement)
         async for chunk in result.partitions(STREAM_CHUNK_ROWS):
-            yield [PushedRow(*row) for row in chunk]
+            if not in_python:
+                yield [PushedRow(*row) for row in chunk]
+                continue
+            rows = []
+            for row in chunk:
+                values = list(row[:-1])
+                for index, pointer in in_python.items():
+                    values[5 + index] = text_hint(row[-1], pointer)
+                rows.append(PushedRow(*values))
+            yield rows
 
     async def reconciled_log_ids(self, source: str, window: Window) -> set[str]:
         """Return the log record ids of the reconciliation rows of `source` dated inside `window`."""

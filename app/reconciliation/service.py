@@ -30,10 +30,10 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -63,6 +63,11 @@ EngineFactory = Callable[[SourceReconciliation], QueryEngine]
 # Called with the number of log records read so far.
 Progress = Callable[[int], None]
 
+T = TypeVar("T")
+U = TypeVar("U")
+
+# Pushed events read ahead while the log query runs; about 200 bytes each in memory.
+PUSH_PREFETCH_ROWS = 200_000
 CLAIM_ATTEMPTS = 100
 CLAIM_RETRY_SECONDS = 0.05
 MAX_ERROR_CHARS = 2000
@@ -312,7 +317,8 @@ class Reconciler:
         engine = self.engine_for(settings)
         query = self._query(run_id, settings, window)
         push_start, push_end = self._push_range(settings, window)
-        pushes = PushStream(self.database, settings.source, push_start, push_end)
+        hints = settings.hint_pointers.model_dump() if settings.strategy == "match" else None
+        pushes = PushStream(self.database, settings.source, push_start, push_end, hints)
         planner: MatchPlanner | KeyPlanner = (
             MatchPlanner(settings, window, pushes)
             if settings.strategy == "match"
@@ -323,12 +329,16 @@ class Reconciler:
             result = await asyncio.to_thread(engine.query_logs, query)
             batches: Iterator[list[LogRecord]] = result.batches()
             scanned = 0
-            while (batch := await asyncio.to_thread(next, batches, None)) is not None:
+            # The engine's first batch waits for the whole query (the SQL ends with ORDER BY),
+            # so the first pushes are read from the ledger meanwhile.
+            batch, _ = await _both(asyncio.to_thread(next, batches, None), pushes.prefetch(PUSH_PREFETCH_ROWS))
+            while batch is not None:
                 lease.raise_if_lost()
                 scanned += len(batch)
                 await planner.add(batch)
                 if progress is not None:
                     progress(scanned)
+                batch = await asyncio.to_thread(next, batches, None)
             plan = await planner.finish()
         finally:
             await pushes.close()
@@ -442,6 +452,15 @@ class Reconciler:
         log.error("reconciliation.run_failed", run_id=run_id, source=source, error=error[:MAX_ERROR_CHARS], query_id=query_id, recorded=recorded)
         if self.metrics is not None:
             self.metrics.record_failure(source)
+
+
+async def _both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
+    """Await two awaitables concurrently; raise the first one's error after both have finished."""
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    for outcome in results:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return results[0], results[1]  # type: ignore[return-value]
 
 
 def match_key(log_id: str) -> str:

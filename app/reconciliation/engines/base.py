@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,9 +50,14 @@ RESULT_COLUMNS = (
 _OPTIONAL_TEXT_COLUMNS = ("subject", "idempotency_key", "transaction_id", "session_id", "client_id")
 
 
-@dataclass(frozen=True)
 class LogRecord:
-    """One deduplicated log record, mapped to the ledger's vocabulary."""
+    """One deduplicated log record, mapped to the ledger's vocabulary.
+
+    Instances are immutable and compare by value, payload included. An engine
+    may hand over the payload as JSON text (`payload_json`). That text is parsed
+    on the first read of `payload` and the result is kept, because most records
+    pair with a push and their payload is never read.
+    """
 
     log_id: str
     event_type: str
@@ -62,7 +67,87 @@ class LogRecord:
     transaction_id: str | None
     session_id: str | None
     client_id: str | None
-    payload: dict[str, Any]
+
+    def __init__(
+        self,
+        log_id: str,
+        event_type: str,
+        subject: str | None,
+        occurred_at: datetime,
+        idempotency_key: str | None,
+        transaction_id: str | None,
+        session_id: str | None,
+        client_id: str | None,
+        payload: dict[str, Any] | None = None,
+        *,
+        payload_json: str | None = None,
+    ) -> None:
+        if (payload is None) == (payload_json is None):
+            msg = "LogRecord takes exactly one of payload and payload_json."
+            raise TypeError(msg)
+        # One assignment of the whole __dict__ instead of one per field: records are
+        # built by the million, and __setattr__ is blocked to keep them immutable.
+        object.__setattr__(
+            self,
+            "__dict__",
+            {
+                "log_id": log_id,
+                "event_type": event_type,
+                "subject": subject,
+                "occurred_at": occurred_at,
+                "idempotency_key": idempotency_key,
+                "transaction_id": transaction_id,
+                "session_id": session_id,
+                "client_id": client_id,
+                "_payload": payload,
+                "_payload_json": payload_json,
+            },
+        )
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The log record as a JSON object, as the mapping's SQL selected it.
+
+        Raises QueryFailedError when the engine's JSON text is invalid or not an object.
+        """
+        values = self.__dict__
+        parsed = values["_payload"]
+        if parsed is None:
+            parsed = parse_payload(values["_payload_json"], log_id=self.log_id)
+            values["_payload"] = parsed
+        return parsed
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.log_id,
+            self.event_type,
+            self.subject,
+            self.occurred_at,
+            self.idempotency_key,
+            self.transaction_id,
+            self.session_id,
+            self.client_id,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LogRecord):
+            return NotImplemented
+        return self._fields() == other._fields() and self.payload == other.payload
+
+    # The payload dict is part of the value, so records are unhashable, as a frozen
+    # dataclass holding a dict is.
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        values = (*self._fields(), self.payload)
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(RESULT_COLUMNS, values, strict=True))
+        return f"LogRecord({fields})"
 
 
 # Firehose's largest buffer interval; a delivered object holds records that arrived
@@ -222,7 +307,7 @@ def record_from_row(row: Mapping[str, Any]) -> LogRecord:
         log_id=str(log_id),
         event_type=str(event_type),
         occurred_at=_as_utc(occurred_at),
-        payload=_as_payload(row.get("payload"), log_id=str(log_id)),
+        payload=parse_payload(row.get("payload"), log_id=str(log_id)),
         **optional,
     )
 
@@ -235,7 +320,11 @@ def _as_utc(value: datetime | str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _as_payload(value: Any, *, log_id: str) -> dict[str, Any]:
+def parse_payload(value: Any, *, log_id: str) -> dict[str, Any]:
+    """Return a payload column value as a dict: NULL and "" give {}, JSON text is parsed.
+
+    Raises QueryFailedError when the text is not valid JSON or not a JSON object.
+    """
     if value is None or value == "":
         return {}
     if isinstance(value, dict):
