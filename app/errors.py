@@ -234,11 +234,32 @@ class UnhandledErrorMiddleware:
             await self.app(scope, receive, tracking_send)
         except ClientDisconnect:
             log.info("http.client_disconnected", path=scope.get("path"), method=scope.get("method"))
-        except Exception:
-            log.exception("http.unhandled_error", path=scope.get("path"), method=scope.get("method"))
-            if response_started:
-                return
-            response = problem_response(
-                500, "internal_error", "Internal error", INTERNAL_ERROR_DETAIL, instance=scope.get("path")
-            )
-            await response(scope, receive, send)
+        except Exception as exc:
+            # Imported here because app.db.errors imports this module.
+            from app.db.errors import is_outage
+
+            if is_outage(exc):
+                # Routes that do not map outages themselves still answer 503, never 500.
+                log.warning("db.unavailable", error=f"{type(exc).__name__}: {exc}"[:500], path=scope.get("path"))
+                response = self._unavailable(scope)
+            else:
+                log.exception("http.unhandled_error", path=scope.get("path"), method=scope.get("method"))
+                response = problem_response(
+                    500, "internal_error", "Internal error", INTERNAL_ERROR_DETAIL, instance=scope.get("path")
+                )
+            if not response_started:
+                await response(scope, receive, send)
+
+    @staticmethod
+    def _unavailable(scope: Scope) -> JSONResponse:
+        app = scope.get("app")
+        state = getattr(getattr(app, "state", None), "hookledger", None)
+        retry_after = str(state.settings.retry_after_seconds if state else 5)
+        return problem_response(
+            503,
+            "storage_unavailable",
+            "Storage unavailable",
+            f"The database is unavailable; nothing was changed. Retry after {retry_after} seconds.",
+            instance=scope.get("path"),
+            headers={"Retry-After": retry_after},
+        )

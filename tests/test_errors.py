@@ -119,3 +119,37 @@ async def test_stalled_body_times_out():
         await read_capped_body(request, 1000, timeout=0.05)
     assert caught.value.status == 408
     assert caught.value.code == "body_timeout"
+
+
+@pytest.mark.postgres
+async def test_admin_routes_answer_503_when_database_is_down(postgres_database_url, tmp_path):
+    from sqlalchemy.engine import make_url
+
+    from tests.support.tcp_proxy import TcpProxy
+
+    target = make_url(postgres_database_url)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    url = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    raw = {
+        "sources": {"acme": dict(ACME_SOURCE)},
+        "metrics": {"acme_events": {"source": "acme", "event_types": ["t"]}},
+    }
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    try:
+        async with running_app(
+            url, config_from(raw, ENVIRON), clock=FakeClock(), data_dir=tmp_path, admin_token=ADMIN_TOKEN
+        ) as http:
+            assert (await http.get("/v1/reconciliations", headers=auth)).status_code == 200
+            await proxy.stop()
+            for path in (
+                "/v1/reconciliations",
+                "/v1/reconciliations/1",
+                "/v1/metrics/acme_events?start=2026-11-01T00:00:00Z&end=2026-11-02T00:00:00Z&interval=day",
+            ):
+                response = await http.get(path, headers=auth)
+                assert response.status_code == 503, (path, response.text)
+                assert response.json()["code"] == "storage_unavailable"
+                assert "retry-after" in response.headers
+    finally:
+        await proxy.stop()

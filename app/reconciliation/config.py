@@ -32,6 +32,8 @@ from app.config import AppConfig, ConfigError
 from app.ingest.pointer import parse_pointer
 from app.reconciliation.mappings import LogMapping, parse_log_mappings
 
+# Upper bound of settle_lag and lag_margin: Auth0 keeps tenant logs at most 30 days.
+MAX_LAG = timedelta(days=30)
 WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -87,7 +89,8 @@ class _ReconciliationTable(BaseModel):
     @field_validator("settle_lag", "lag_margin")
     @classmethod
     def _check_duration(cls, value: str | int) -> str | int:
-        parse_duration(value)
+        if parse_duration(value) > MAX_LAG:
+            raise ValueError(f"{value!r} is longer than {MAX_LAG.days} days; logs that late are outside any retention")
         return value
 
 

@@ -83,8 +83,21 @@ def test_relative_local_root_is_resolved_against_config_file(tmp_path: Path):
         ({"mapping": "auth0", "local_root": "/x", "tolerance_seconds": 0}, "tolerance_seconds"),
         ({"mapping": "auth0", "local_root": "/x", "hint_pointers": {"session_id": "data"}}, "hint_pointers.session_id"),
         ({"mapping": "auth0", "local_root": "/x", "colour": "blue"}, "colour"),
+        ({"mapping": "auth0", "local_root": "/x", "settle_lag": "99999999d"}, "longer than 30 days"),
+        ({"mapping": "auth0", "local_root": "/x", "lag_margin": "31d"}, "lag_margin"),
     ],
-    ids=["unknown-mapping", "no-local-root", "window", "strategy", "duration", "tolerance", "pointer", "unknown-key"],
+    ids=[
+        "unknown-mapping",
+        "no-local-root",
+        "window",
+        "strategy",
+        "duration",
+        "tolerance",
+        "pointer",
+        "unknown-key",
+        "settle-lag-too-long",
+        "lag-margin-too-long",
+    ],
 )
 def test_errors_name_source_and_key(table, fragment):
     with pytest.raises(ConfigError) as raised:
