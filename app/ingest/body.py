@@ -16,15 +16,23 @@ from app.errors import BadRequestError, PayloadTooLargeError, RequestTimeoutErro
 DEFAULT_BODY_TIMEOUT_SECONDS = 10.0
 
 
-async def read_capped_body(request: Request, limit: int, timeout: float = DEFAULT_BODY_TIMEOUT_SECONDS) -> bytes:
+async def read_capped_body(
+    request: Request,
+    limit: int,
+    timeout: float = DEFAULT_BODY_TIMEOUT_SECONDS,
+    *,
+    limit_name: str = "for this source",
+    remedy: str = "send a smaller event or raise max_body_bytes for the source",
+) -> bytes:
     """Return the raw body, raising 413 as soon as more than `limit` bytes arrive.
 
     A body that has not fully arrived after `timeout` seconds gets 408, so a
     client that stops sending mid-body cannot hold the request open.
+    `limit_name` and `remedy` word the 413 for the endpoint that reads the body.
     """
     try:
         async with asyncio.timeout(timeout):
-            return await _read_capped_body(request, limit)
+            return await _read_capped_body(request, limit, limit_name, remedy)
     except TimeoutError as exc:
         raise RequestTimeoutError(
             f"The request body did not arrive within {timeout:g} seconds; send the whole body at once.",
@@ -32,12 +40,12 @@ async def read_capped_body(request: Request, limit: int, timeout: float = DEFAUL
         ) from exc
 
 
-async def _read_capped_body(request: Request, limit: int) -> bytes:
+async def _read_capped_body(request: Request, limit: int, limit_name: str, remedy: str) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(
-            f"The body is {int(declared)} bytes (Content-Length) and the limit for this source is {limit} bytes; "
-            "send a smaller event or raise max_body_bytes for the source.",
+            f"The body is {int(declared)} bytes (Content-Length) and the limit {limit_name} is {limit} bytes; "
+            f"{remedy}.",
             limit=limit,
         )
     chunks: list[bytes] = []
@@ -46,8 +54,7 @@ async def _read_capped_body(request: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLargeError(
-                f"The body exceeds the limit of {limit} bytes for this source; "
-                "send a smaller event or raise max_body_bytes for the source.",
+                f"The body exceeds the limit of {limit} bytes {limit_name}; {remedy}.",
                 limit=limit,
             )
         chunks.append(chunk)

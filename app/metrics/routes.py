@@ -104,7 +104,7 @@ async def post_metric_events(
     """Store one event or {"events": [...]} with origin api; returns a status for each item."""
     state: AppState = request.app.state.hookledger
     config, settings = _metrics(state)
-    raw = await _read_body(request, settings.max_metric_events_body_bytes)
+    raw = await _read_body(request, settings.max_metric_events_body_bytes, state.settings.body_timeout_seconds)
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -132,13 +132,12 @@ async def post_metric_events(
     return {"results": [result.as_dict() for result in results], **summary}
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     """Read the capped body; the 413 names this endpoint's setting, not the per-source hook limit."""
-    try:
-        return await read_capped_body(request, limit)
-    except PayloadTooLargeError as exc:
-        raise PayloadTooLargeError(
-            f"The body exceeds the limit of {limit} bytes for POST /v1/metric-events; split the events "
-            "into smaller batches or raise HOOKLEDGER_MAX_METRIC_EVENTS_BODY_BYTES.",
-            limit=limit,
-        ) from exc
+    return await read_capped_body(
+        request,
+        limit,
+        timeout,
+        limit_name="for POST /v1/metric-events",
+        remedy="split the events into smaller batches or raise HOOKLEDGER_MAX_METRIC_EVENTS_BODY_BYTES",
+    )
