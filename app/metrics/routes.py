@@ -15,7 +15,7 @@ from app.ingest.body import read_capped_body
 from app.metrics.definitions import MetricsConfig
 from app.metrics.events import split_batch, store_metric_events
 from app.metrics.intervals import Interval
-from app.metrics.query_params import reject_unexpected_query_parameters
+from app.query_params import reject_unexpected_query_parameters
 from app.metrics.service import MAX_GROUP_LIMIT, SeriesQuery, get_series
 from app.metrics.settings import MetricsSettings
 from app.state import AppState

@@ -10,7 +10,7 @@ from app.auth.dependencies import require_scope
 from app.auth.routing import AdminRoute
 from app.config import SOURCE_NAME
 from app.errors import UnprocessableError
-from app.metrics.query_params import reject_unexpected_query_parameters
+from app.query_params import reject_unexpected_query_parameters
 from app.reconciliation.runtime import ReconciliationRuntime, runtime_of
 from app.reconciliation.schemas import MAX_RUN_ID, RunList, RunOut, RunStatusName, TriggerRequest
 

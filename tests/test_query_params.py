@@ -10,7 +10,7 @@ import pytest
 from fastapi import Depends, FastAPI, Query
 
 from app.errors import install_error_handlers
-from app.metrics.query_params import reject_unexpected_query_parameters
+from app.query_params import reject_unexpected_query_parameters
 
 
 def page_size(size: Annotated[int, Query(alias="page-size")] = 10) -> int:
