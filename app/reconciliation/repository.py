@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, case, delete, func, null, select, text, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.engine import dump_json
 from app.db.models import Event, Origin, ReconciliationRun
 from app.ingest.pointer import parse_pointer, resolve_pointer
 from app.reconciliation.windows import Window
@@ -202,6 +203,38 @@ def text_hint(payload: object, pointer: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+# Rows per `unnest` INSERT on PostgreSQL; each column travels as one array parameter.
+UNNEST_ROWS = 5000
+_UNNEST_PARAMETERS = {
+    "sources": "source",
+    "keys": "idempotency_key",
+    "event_types": "event_type",
+    "subjects": "subject",
+    "occurred_at": "occurred_at",
+    "received_at": "received_at",
+    "origins": "origin",
+    "body_hashes": "body_sha256",
+    "log_record_ids": "log_record_id",
+    "run_ids": "reconciliation_run_id",
+}
+_POSTGRES_INSERT_UNNEST = text(
+    """
+    INSERT INTO events (source, idempotency_key, event_type, subject, occurred_at, received_at,
+                        origin, payload, body_sha256, log_record_id, reconciliation_run_id)
+    SELECT source, idempotency_key, event_type, subject, occurred_at, received_at,
+           origin, payload::jsonb, body_sha256, log_record_id, reconciliation_run_id
+    FROM unnest(CAST(:sources AS text[]), CAST(:keys AS text[]), CAST(:event_types AS text[]),
+                CAST(:subjects AS text[]), CAST(:occurred_at AS timestamptz[]),
+                CAST(:received_at AS timestamptz[]), CAST(:origins AS text[]), CAST(:payloads AS text[]),
+                CAST(:body_hashes AS text[]), CAST(:log_record_ids AS text[]), CAST(:run_ids AS bigint[]))
+         AS batch(source, idempotency_key, event_type, subject, occurred_at, received_at,
+                  origin, payload, body_sha256, log_record_id, reconciliation_run_id)
+    ON CONFLICT (source, idempotency_key) DO NOTHING
+    RETURNING id
+    """
+)
+
+
 class LedgerRepository:
     """The ledger rows that one reconciliation run reads, inserts and retracts."""
 
@@ -308,11 +341,19 @@ class LedgerRepository:
     async def insert_absent(self, rows: Sequence[dict[str, Any]]) -> int:
         """Insert ledger rows, skipping existing (source, idempotency_key); return how many were new.
 
-        One statement runs with many parameter sets; SQLAlchemy batches it
-        into multi-row INSERTs ("insertmanyvalues") on both databases.
+        PostgreSQL gets one `unnest` statement per `UNNEST_ROWS` rows: for 9,190
+        rows it took 0.49 s against 0.80 s for SQLAlchemy's multi-row INSERTs
+        (one run each on a loaded 2-core VM). On SQLite one statement runs with
+        many parameter sets, which SQLAlchemy batches into multi-row INSERTs
+        ("insertmanyvalues").
         """
         if not rows:
             return 0
+        if self.dialect == "postgresql":
+            inserted = 0
+            for offset in range(0, len(rows), UNNEST_ROWS):
+                inserted += await self._insert_unnest(rows[offset : offset + UNNEST_ROWS])
+            return inserted
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         statement = (
             dialect_insert(Event)
@@ -320,6 +361,14 @@ class LedgerRepository:
             .returning(Event.id)
         )
         result = await self.session.execute(statement, list(rows))
+        return len(result.all())
+
+    async def _insert_unnest(self, rows: Sequence[dict[str, Any]]) -> int:
+        parameters = {
+            name: [row[column] for row in rows] for name, column in _UNNEST_PARAMETERS.items()
+        }
+        parameters["payloads"] = [dump_json(row["payload"]) for row in rows]
+        result = await self.session.execute(_POSTGRES_INSERT_UNNEST, parameters)
         return len(result.all())
 
     async def retract(self, source: str, idempotency_keys: Sequence[str]) -> int:
