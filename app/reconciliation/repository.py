@@ -306,7 +306,8 @@ class LedgerRepository:
             )
             .order_by(subject_key, Event.occurred_at, Event.id)
         )
-        result = await self.session.stream(statement)
+        connection = await self.session.connection()
+        result = await connection.stream(statement)
         async for chunk in result.partitions(STREAM_CHUNK_ROWS):
             if not in_python:
                 yield [PushedRow(*row) for row in chunk]
