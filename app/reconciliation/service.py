@@ -25,6 +25,7 @@ each claim step is a single INSERT or conditional UPDATE.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import socket
@@ -340,8 +341,13 @@ class Reconciler:
                     progress(scanned)
                 batch = await asyncio.to_thread(next, batches, None)
             plan = await planner.finish()
-        finally:
-            await pushes.close()
+        except BaseException:
+            # The original error or cancellation wins: closing a stream whose read was
+            # cancelled mid-flight can fail as well, and must not replace it.
+            with contextlib.suppress(Exception):
+                await pushes.close()
+            raise
+        await pushes.close()
         result.stats.rows = max(result.stats.rows, scanned)
         return result.stats, plan
 

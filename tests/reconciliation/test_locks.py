@@ -103,7 +103,7 @@ async def test_lost_lease_stops_the_writer(database, make_reconciler, clock):
     successor = make_reconciler(owner="successor", query_engine=FakeEngine())
     claimed = await slow.claim("auth0", WINDOW)
     running = asyncio.create_task(slow.execute(claimed.run.id))
-    await asyncio.to_thread(engine.started.wait, 5)
+    assert await asyncio.to_thread(engine.started.wait, 30)
 
     clock.advance(minutes=6)
     taken = await successor.claim("auth0", WINDOW)
@@ -123,7 +123,7 @@ async def test_lease_is_renewed_while_running(database, make_reconciler, clock):
     reconciler.renew_every = timedelta(milliseconds=10)
     claimed = await reconciler.claim("auth0", WINDOW)
     running = asyncio.create_task(reconciler.execute(claimed.run.id))
-    await asyncio.to_thread(engine.started.wait, 5)
+    assert await asyncio.to_thread(engine.started.wait, 30)
 
     clock.advance(minutes=3)
     expected = clock.now + reconciler.lease_duration
@@ -143,7 +143,7 @@ async def test_shutdown_cancels_and_marks_failed(database, make_reconciler):
     engine = BlockingEngine([log_record("L1", "user_a", at(9))])
     runtime = ReconciliationRuntime(make_reconciler(query_engine=engine))
     run = await runtime.trigger("auth0", None, None)
-    await asyncio.to_thread(engine.started.wait, 5)
+    assert await asyncio.to_thread(engine.started.wait, 30)
 
     await runtime.shutdown()
     engine.release.set()

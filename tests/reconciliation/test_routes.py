@@ -82,7 +82,7 @@ async def test_second_trigger_while_running_returns_same_run(client):
     responses = await asyncio.gather(
         *(client.post("/v1/reconciliations", json={"source": "auth0"}, headers=ADMIN) for _ in range(5))
     )
-    await asyncio.to_thread(engine.started.wait, 5)
+    assert await asyncio.to_thread(engine.started.wait, 30)
     later = await client.post("/v1/reconciliations", json={"source": "auth0"}, headers=ADMIN)
     engine.release.set()
     ids = {response.json()["id"] for response in [*responses, later]}
