@@ -70,6 +70,14 @@ def partition_globs(query: LogQuery) -> list[str]:
     if root is None:
         msg = f"Log mapping {query.mapping.name!r} has no local_root for the DuckDB engine."
         raise QueryFailedError(msg)
+    if not Path(root).is_dir():
+        # A missing root is a misconfiguration (a typo in local_root, an unmounted volume);
+        # an empty result would mark the run succeeded and never fill a gap.
+        msg = (
+            f"The log directory {root} of mapping {query.mapping.name!r} does not exist; "
+            "check local_root and that the log stream writes there."
+        )
+        raise QueryFailedError(msg)
     globs = []
     for day in query.partition_dates():
         directory = Path(root) / f"dt={day.isoformat()}"

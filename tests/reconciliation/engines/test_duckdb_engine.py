@@ -147,8 +147,14 @@ class TestAuth0Window:
 
 
 class TestMissingData:
-    def test_missing_root_is_empty(self, tmp_path):
+    def test_missing_root_fails(self, tmp_path):
         mapping = builtin_mappings()["auth0"].model_copy(update={"local_root": tmp_path / "none"})
+
+        with pytest.raises(QueryFailedError, match="does not exist; check local_root"):
+            run(window_query(mapping))
+
+    def test_existing_root_without_partitions_is_empty(self, tmp_path):
+        mapping = builtin_mappings()["auth0"].model_copy(update={"local_root": tmp_path})
         records, stats = run(window_query(mapping))
 
         assert records == []
