@@ -43,7 +43,9 @@ def configure_logging(level: str = "info", log_format: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn's access logger is left alone: uvicorn turns access logging on whenever that
+    # logger has a handler, its own or an ancestor's, and `serve --access-log` decides that.
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
 

@@ -48,3 +48,16 @@ def test_level_filters_debug(capsys, restore_logging):
     structlog.get_logger().warning("loud.event")
     events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
     assert events == ["loud.event"]
+
+
+def test_access_log_stays_off(restore_logging):
+    access = logging.getLogger("uvicorn.access")
+    saved = access.propagate, access.handlers[:]
+    try:
+        # What uvicorn does before loading the app when access_log is False.
+        access.handlers[:] = []
+        access.propagate = False
+        configure_logging("info", "json")
+        assert not access.hasHandlers()
+    finally:
+        access.propagate, access.handlers[:] = saved
