@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from app.errors import RequestTimeoutError
 from app.ingest.body import read_capped_body
 from tests.ingest.conftest import ACME_SOURCE, ENVIRON
+from tests.support.asgi import http_post_scope
 from tests.support.app import FakeClock, config_from, running_app
 from tests.support.signing import SECRET, standard_webhooks_headers
 
@@ -53,20 +54,7 @@ async def test_unexpected_error_is_one_logged_problem(client, monkeypatch):
 async def test_client_disconnect_logged_without_error(client):
     app = client.app  # type: ignore[attr-defined]
     messages: list[dict] = []
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/hooks/acme",
-        "raw_path": b"/v1/hooks/acme",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
-        "server": ("testserver", 80),
-        "client": ("127.0.0.1", 1234),
-        "root_path": "",
-    }
+    scope = http_post_scope("/v1/hooks/acme", [(b"content-type", b"application/json"), (b"content-length", b"100")])
     incoming = [{"type": "http.request", "body": b'{"ty', "more_body": True}, {"type": "http.disconnect"}]
 
     async def receive():

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db.models import Event
+from tests.support.asgi import http_post_scope
 from tests.support.app import FakeClock
 from tests.support.signing import SECRET, standard_webhooks_headers
 
@@ -348,20 +349,7 @@ async def test_stalled_body_gets_408_and_frees_its_place(database_url, clock, tm
     async with running_app(database_url, config, clock=clock, data_dir=tmp_path, body_timeout_seconds=0.2) as http:
         app = http.app  # type: ignore[attr-defined]
         sent: list[dict] = []
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/v1/hooks/acme",
-            "raw_path": b"/v1/hooks/acme",
-            "query_string": b"",
-            "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
-            "server": ("testserver", 80),
-            "client": ("127.0.0.1", 1234),
-            "root_path": "",
-        }
+        scope = http_post_scope("/v1/hooks/acme", [(b"content-type", b"application/json"), (b"content-length", b"1000")])
         chunks = [{"type": "http.request", "body": b'{"type": "t"', "more_body": True}]
 
         async def receive():
