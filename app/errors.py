@@ -209,10 +209,10 @@ INTERNAL_ERROR_DETAIL = (
 
 
 class UnhandledErrorMiddleware:
-    """Answer an unexpected exception with one logged 500 problem, and a client disconnect with nothing.
+    """Turn an unexpected exception into one logged 500 problem, and a client disconnect into one info line.
 
-    Starlette's own server-error middleware re-raises after answering, so the
-    server would log every failure a second time as plain text.
+    Starlette's own server-error middleware re-raises after sending its
+    response, so the server would log every failure a second time.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -239,7 +239,7 @@ class UnhandledErrorMiddleware:
             from app.db.errors import is_outage
 
             if is_outage(exc):
-                # Routes that do not map outages themselves still answer 503, never 500.
+                # Routes that do not map outages themselves still respond 503, never 500.
                 log.warning("db.unavailable", error=f"{type(exc).__name__}: {exc}"[:500], path=scope.get("path"))
                 response = self._unavailable(scope)
             else:

@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     """Settings for one hookledger process.
 
     Sources, log mappings and metric definitions live in the TOML file named by
-    `config`; everything that differs between deployments of the same
+    `config`. Everything that differs between deployments of the same
     configuration (database, secrets, ports) comes from the environment.
     """
 

@@ -165,7 +165,7 @@ def check_plausible_time(value: datetime, received_at: datetime, *, where: str) 
     """Reject event times before 1970 or more than a day after the event was received.
 
     Such values come from a wrong unit (milliseconds read as seconds) or a
-    broken sender clock, and counting them would fill buckets nobody queries.
+    broken sender clock, and counting them would put events in the wrong buckets.
     """
     if value < EARLIEST_EVENT_TIME or value > received_at + MAX_FUTURE_SKEW:
         raise UnprocessableError(

@@ -133,7 +133,7 @@ async def receive_hook(source: str, request: Request) -> Response:
 
 @dataclass(frozen=True)
 class HandshakeResult:
-    """A verified sender handshake answered without storing anything (Slack's url_verification)."""
+    """The reply to a verified sender handshake, which stores nothing (Slack's url_verification)."""
 
     body: dict[str, Any]
     status: str = "handshake"
