@@ -51,8 +51,8 @@ class Settings(BaseSettings):
         ge=1,
         description="Maximum deliveries in progress per process; more get 503 ingest_overloaded with Retry-After.",
     )
-    # 200 ms is far below the shortest sender timeouts (Slack 3 s, Shopify 5 s, the Auth0 Action's
-    # 3 s default budget), so a delivery admitted at the limit still has time to be stored, and a
+    # 200 ms is far below the shortest sender timeouts: Slack 3 s, Shopify 5 s, the Auth0 Action's
+    # 3 s default budget. A delivery admitted at the limit still has time to be stored, and a
     # rejected one gets its 503 before the sender gives up.
     ingest_max_queue_delay_ms: int = Field(
         default=200,

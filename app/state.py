@@ -1,4 +1,4 @@
-"""What the application lifespan builds and every request reads."""
+"""The resources the application lifespan builds and every request reads."""
 
 from __future__ import annotations
 

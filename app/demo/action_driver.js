@@ -7,7 +7,7 @@
  * `event` is the post-login `event` with its `secrets` already set. For each
  * line the driver calls the Action's `onExecutePostLogin(event, api)` and
  * writes one JSON line to stdout: {"index", "lines", "api_calls", "ms"}.
- * `lines` holds what the Action logged and `api_calls` the `api` methods it
+ * `lines` contains what the Action logged and `api_calls` the `api` methods it
  * called. The demo checks that `api_calls` is empty, because the Action must
  * never block a login.
  * At most <concurrency> executions run at once.

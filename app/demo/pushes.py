@@ -55,7 +55,7 @@ LINE_FIELD = re.compile(r"(?P<key>[a-z_]+)=(?P<value>\S+)")
 
 @dataclass(frozen=True)
 class PushOutcome:
-    """What one Action execution did: the log line it wrote, parsed.
+    """The outcome of one Action execution, parsed from the log line it wrote.
 
     `delivered` is True when the service returned 2xx; `result` is the
     service's `status` member then (`accepted` or `duplicate`). `problem`
@@ -74,7 +74,7 @@ class PushOutcome:
 
 @dataclass(frozen=True)
 class PushTargets:
-    """Where pushes go: the service, a closed port and a listener that never responds."""
+    """The push targets: the service, a closed port and a listener that never responds."""
 
     service_url: str
     refused_url: str
@@ -135,7 +135,7 @@ def lost_push_targets(service_url: str) -> Iterator[PushTargets]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         refused_port = probe.getsockname()[1]
-    # Connections complete in the kernel's backlog and are never accepted, so requests get no answer.
+    # Connections complete in the kernel's backlog and are never accepted, so requests get no response.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1024)

@@ -102,7 +102,7 @@ def data_directory(requested: Path | None) -> Iterator[Path]:
     paths = DemoPaths(requested)
     if paths.database.exists() or paths.logs.exists():
         raise DemoSetupError(
-            f"--data-dir {requested} already holds a demo ledger or log directory; the truth check needs a fresh "
+            f"--data-dir {requested} already contains a demo ledger or log directory; the truth check needs a fresh "
             "ledger, so pass an empty or new directory."
         )
     requested.mkdir(parents=True, exist_ok=True)

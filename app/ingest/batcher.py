@@ -7,7 +7,7 @@ transaction, and resolve every future only after the commit. There is no
 timer: a batch is whatever arrived while the previous flush was running, so a
 lone delivery is flushed at once and batches grow only under load.
 
-Each delivery gets the answer `store_event` would give it alone:
+Each delivery gets the result `store_event` would give it alone:
 
 - a new key is accepted;
 - an existing key is a duplicate or an idempotency conflict by body hash,

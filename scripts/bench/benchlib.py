@@ -124,7 +124,7 @@ def server_env(database_url: str, workdir: Path, **extra: str) -> dict[str, str]
 def running_server(
     command: list[str], env: dict[str, str], port: int, log_path: Path
 ) -> Iterator[subprocess.Popen]:
-    """Start a server in its own process group, wait until it answers, and stop it on exit."""
+    """Start a server in its own process group, wait until it responds, and stop it on exit."""
     log = log_path.open("ab")
     process = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

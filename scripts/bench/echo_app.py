@@ -2,7 +2,7 @@
 
 It runs the product route's work up to the storage call: the same middleware
 and error handlers, the capped body read, signature verification, parsing,
-field extraction and the Prometheus counters, and answers with the same JSON
+field extraction and the Prometheus counters, and responds with the same JSON
 shape. Nothing is stored, so `durable rps / echo rps` shows what durability
 costs on the same server settings. This app is for benchmarks only and is not
 part of the product's routes.
@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 
 from app.config import load_config
-from app.errors import HookledgerError, NotFoundError, install_error_handlers
+from app.errors import HookledgerError, NotFoundError, UnhandledErrorMiddleware, install_error_handlers
 from app.ingest.body import decode_content_encoding, parse_body, read_capped_body
 from app.ingest.extract import (
     ExtractedEvent,
@@ -33,6 +33,7 @@ from app.ingest.extract import (
     extract_subject,
     resolve_idempotency_key,
 )
+from app.ingest.routes import reject_repeated_headers
 from app.ingest.schemes.base import Delivery, VerificationError, body_sha256
 from app.logs import RequestIdMiddleware
 from app.observability import IngestMetrics
@@ -48,6 +49,7 @@ def create_echo_app() -> FastAPI:
     event_ids = itertools.count(1)
     app = FastAPI(title="hookledger-echo")
     install_error_handlers(app)
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
     @app.post("/v1/hooks/{source}")
@@ -61,7 +63,8 @@ def create_echo_app() -> FastAPI:
                     f"Source {source[:64]!r} is not configured.", code="unknown_source"
                 )
             limit = configured.max_body_bytes or settings.max_body_bytes
-            raw = await read_capped_body(request, limit)
+            raw = await read_capped_body(request, limit, timeout=settings.body_timeout_seconds)
+            reject_repeated_headers(request, configured.header_names)
             body = decode_content_encoding(
                 raw,
                 request.headers.get("content-encoding"),

@@ -1,7 +1,7 @@
 """Open-loop load generator: send pre-signed deliveries at a fixed rate, timed from the scheduled send.
 
 Delivery i is due at start + i / rate whatever happened to earlier ones, so a
-slow server cannot slow the generator down (no coordinated omission): the
+slow server cannot slow the generator down (no coordinated omission). The
 latency of a delivery runs from its scheduled time, not from when a
 connection became free. A due delivery takes an idle keep-alive connection or
 opens a new one, up to `max_connections`; beyond that it waits, and the wait

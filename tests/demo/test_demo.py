@@ -132,7 +132,7 @@ def test_demo_rejects_used_data_dir(tmp_path: Path) -> None:
     result = invoke("--data-dir", str(tmp_path))
 
     assert result.exit_code == 2
-    assert "already holds a demo ledger" in result.stderr
+    assert "already contains a demo ledger" in result.stderr
 
 
 def test_demo_rejects_unsettled_day() -> None:

@@ -226,7 +226,7 @@ class TestAuth0Cases:
 
 
 class TestKeyStrategy:
-    async def test_key_parity_inserts_once_and_late_push_is_duplicate(self, database, make_reconciler):
+    async def test_key_parity_late_push_duplicate(self, database, make_reconciler):
         from app.ingest.extract import ExtractedEvent
         from app.ingest.service import store_event
 

@@ -1,7 +1,7 @@
 """Test databases: a fresh SQLite file per test, and one PostgreSQL database per session.
 
 PostgreSQL tests use `HOOKLEDGER_TEST_POSTGRES_URL` (default: the local server
-at 127.0.0.1:5432 as user postgres). Where no server answers they are skipped,
+at 127.0.0.1:5432 as user postgres). Where no server responds they are skipped,
 unless `HOOKLEDGER_REQUIRE_POSTGRES=1` (set by .ci/run), which makes them fail.
 """
 

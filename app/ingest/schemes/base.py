@@ -33,7 +33,7 @@ class VerificationError(Exception):
 
     `code` is the stable problem code (`missing_header`, `invalid_signature`,
     `timestamp_out_of_tolerance`, `malformed_header`, ...), `status` the HTTP
-    status, and `detail` a full sentence that says what failed, on which value,
+    status, and `detail` a full sentence that states what failed, on which value,
     and what to do.
     """
 
@@ -61,7 +61,7 @@ class Delivery:
 
 @dataclass(frozen=True)
 class KeySpec:
-    """Where a delivery's idempotency key comes from, tried in order.
+    """The places a delivery's idempotency key is read from, tried in order.
 
     `headers` are header names (lower-case); `pointers` are JSON pointers into
     the parsed body. With `body_hash_fallback`, a delivery with none of them is
@@ -93,7 +93,7 @@ class ExtractionDefaults:
 
 @dataclass(frozen=True)
 class VerifiedDelivery:
-    """What verification established about a delivery.
+    """The facts that verification established about a delivery.
 
     `signed_at` is the signed delivery timestamp, where the scheme signs one.
     `header_key` is the idempotency key the scheme read from a header, if any.

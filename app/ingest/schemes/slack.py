@@ -81,7 +81,7 @@ class SlackScheme(SchemeBase):
         return VerifiedDelivery(signed_at=signed_at, details={"matched": match, "signed_at_unix": timestamp})
 
     def handshake_response(self, payload: Any) -> dict[str, Any] | None:
-        """Return the reply to Slack's `url_verification` request, which is answered and not stored.
+        """Return the reply to Slack's `url_verification` request, which gets this reply and is not stored.
 
         Slack sends it, signed like any event, when an Events API request URL is
         set, and expects the `challenge` value back.

@@ -9,7 +9,7 @@ only rejects old timestamps, the tolerance applies in both directions.
 
 NOTE: a retry with the same `evt_` id and a different body is a 409
 idempotency conflict, as for every push. Stripe event objects carry
-`pending_webhooks`; whether Stripe serializes the event again for each retry,
+`pending_webhooks`. Whether Stripe serializes the event again for each retry,
 so that this count changes between attempts, has not been checked against a
 real Stripe account. If it does, such retries get 409s instead of duplicates.
 """

@@ -150,7 +150,7 @@ class LogRecord:
         return f"LogRecord({fields})"
 
 
-# Firehose's largest buffer interval; a delivered object holds records that arrived
+# Firehose's largest buffer interval. A delivered object contains records that arrived
 # up to this long after the one its `dt=` prefix is named after.
 FIREHOSE_MAX_BUFFER = timedelta(seconds=900)
 

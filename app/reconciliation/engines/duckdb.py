@@ -71,8 +71,8 @@ def partition_globs(query: LogQuery) -> list[str]:
         msg = f"Log mapping {query.mapping.name!r} has no local_root for the DuckDB engine."
         raise QueryFailedError(msg)
     if not Path(root).is_dir():
-        # A missing root is a misconfiguration (a typo in local_root, an unmounted volume);
-        # an empty result would mark the run succeeded and never fill a gap.
+        # A missing root is a misconfiguration, such as a typo in local_root or an unmounted
+        # volume. An empty result would mark the run succeeded and never fill a gap.
         msg = (
             f"The log directory {root} of mapping {query.mapping.name!r} does not exist; "
             "check local_root and that the log stream writes there."
